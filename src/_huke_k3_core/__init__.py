@@ -1,0 +1,59 @@
+"""Private machinery shared by ``huke_client`` and ``k3cloud_client``.
+
+Not a public API: the two clients re-export what users need. Knows nothing of either service.
+"""
+
+from ._env import read_env
+from ._errors import (
+    ConnectionFailedError,
+    HTTPStatusError,
+    RequestTimeoutError,
+    ResponseFormatError,
+    SDKError,
+    snippet,
+)
+from ._models import WireModel, make_converter, to_camel
+from ._redact import MASK, Redactor, mask
+from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, parse_retry_after
+from ._transport import (
+    DEFAULT_TIMEOUT,
+    NOT_GIVEN,
+    USER_AGENT,
+    AsyncAPIClient,
+    BaseAPIClient,
+    ErrorTypes,
+    NotGiven,
+    SyncAPIClient,
+    TimeoutTypes,
+    dumps,
+)
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MASK",
+    "NOT_GIVEN",
+    "RETRYABLE_STATUSES",
+    "USER_AGENT",
+    "AsyncAPIClient",
+    "BaseAPIClient",
+    "ConnectionFailedError",
+    "ErrorTypes",
+    "HTTPStatusError",
+    "NotGiven",
+    "Redactor",
+    "RequestTimeoutError",
+    "ResponseFormatError",
+    "RetryPolicy",
+    "RetryableResponse",
+    "SDKError",
+    "SyncAPIClient",
+    "TimeoutTypes",
+    "WireModel",
+    "dumps",
+    "make_converter",
+    "mask",
+    "parse_retry_after",
+    "read_env",
+    "snippet",
+    "to_camel",
+]

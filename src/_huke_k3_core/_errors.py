@@ -1,0 +1,74 @@
+"""The error shapes both clients share; each client subclasses them under its own base class."""
+
+from __future__ import annotations
+
+import httpx
+
+from ._retry import parse_retry_after
+
+SNIPPET_LIMIT = 300
+
+
+def snippet(text: str | bytes, limit: int = SNIPPET_LIMIT) -> str:
+    """A short, single-line excerpt of a body, for error messages."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class SDKError(Exception):
+    """Base of every error raised by the clients in this distribution."""
+
+
+class HTTPStatusError(SDKError):
+    """The server answered with a non-success HTTP status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        url: str,
+        body: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.url = url
+        self.body = body
+        #: Seconds the server asked us to wait (``Retry-After``), if it said.
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_response(cls, response: httpx.Response, body: str) -> HTTPStatusError:
+        request = response.request
+        return cls(
+            f"{request.method} {request.url.path} answered HTTP {response.status_code}: {body!r}",
+            status_code=response.status_code,
+            url=str(request.url.copy_with(query=None)),
+            body=body,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+
+class ConnectionFailedError(SDKError):
+    """The request could not be delivered or its reply could not be read."""
+
+    def __init__(self, message: str, *, url: str, reached_server: bool) -> None:
+        super().__init__(message)
+        self.url = url
+        #: False only when the request surely never reached the server (connect failures).
+        self.reached_server = reached_server
+
+
+class RequestTimeoutError(ConnectionFailedError):
+    """The request timed out."""
+
+
+class ResponseFormatError(SDKError):
+    """The body is not what the API documents (not JSON, or not the expected shape)."""
+
+    def __init__(self, message: str, *, body: str) -> None:
+        super().__init__(message)
+        self.body = body

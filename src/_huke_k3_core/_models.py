@@ -1,0 +1,156 @@
+"""Wire models: frozen attrs classes that keep every field they were given.
+
+A ``WireModel`` subclass declares the fields the SDK understands (snake_case); the converter maps
+them to wire names (camelCase, or ``metadata={"wire": ...}``) and keeps the whole wire object in
+``raw``, so that unstructuring gives back exactly what was received, unknown fields included.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+import attrs
+import cattrs
+
+_CAMEL_BOUNDARY = re.compile(r"_([a-z0-9])")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def to_camel(name: str) -> str:
+    """``buyer_nick`` -> ``buyerNick``."""
+    return _CAMEL_BOUNDARY.sub(lambda m: m.group(1).upper(), name)
+
+
+def wire_name(field: attrs.Attribute[Any]) -> str:
+    return str(field.metadata.get("wire", to_camel(field.name)))
+
+
+class WireFieldError(ValueError):
+    """A wire field could not be turned into the declared attribute type."""
+
+    def __init__(self, model: str, wire_key: str, value: Any, reason: str) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:79] + "…"
+        super().__init__(f"{model}.{wire_key}: {reason} (received {shown})")
+        self.model = model
+        self.wire_key = wire_key
+        self.value = value
+
+
+@attrs.frozen
+class WireModel:
+    """Base of the models that mirror a wire object. ``raw`` is the object as received."""
+
+    raw: Mapping[str, Any] = attrs.field(
+        factory=lambda: _EMPTY, kw_only=True, repr=False, hash=False, converter=MappingProxyType
+    )
+
+    _wire_names: ClassVar[dict[str, str]] = {}
+
+    def __getitem__(self, wire_key: str) -> Any:
+        try:
+            return self.raw[wire_key]
+        except KeyError:
+            known = ", ".join(sorted(self.raw)) or "none"
+            raise KeyError(
+                f"{type(self).__name__} has no wire field {wire_key!r} (its wire fields: {known})"
+            ) from None
+
+    def get(self, wire_key: str, default: Any = None) -> Any:
+        return self.raw.get(wire_key, default)
+
+    def __contains__(self, wire_key: object) -> bool:
+        return wire_key in self.raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.raw)
+
+
+def _structure_factory(converter: cattrs.Converter) -> Callable[[type[Any]], Callable[..., Any]]:
+    def factory(cls: type[WireModel]) -> Callable[[Any, Any], WireModel]:
+        attrs.resolve_types(cls)
+        plan = [
+            (field.name, wire_name(field), field.type, converter.get_structure_hook(field.type))
+            for field in attrs.fields(cls)
+            if field.name != "raw"
+        ]
+        model = cls.__name__
+
+        def structure(data: Any, _: Any) -> WireModel:
+            if not isinstance(data, Mapping):
+                raise WireFieldError(model, "<object>", data, "expected a JSON object")
+            kwargs: dict[str, Any] = {}
+            for name, key, type_, hook in plan:
+                value = data.get(key)
+                if value is None:
+                    continue
+                try:
+                    kwargs[name] = hook(value, type_)
+                except Exception as exc:  # re-raised with where and what
+                    raise WireFieldError(model, key, value, str(exc) or type(exc).__name__) from exc
+            return cls(**kwargs, raw=data)
+
+        return structure
+
+    return factory
+
+
+def _unstructure_factory(converter: cattrs.Converter) -> Callable[[type[Any]], Callable[..., Any]]:
+    def factory(cls: type[WireModel]) -> Callable[[WireModel], dict[str, Any]]:
+        attrs.resolve_types(cls)
+        plan = [
+            (field.name, wire_name(field), field.type, converter.get_structure_hook(field.type))
+            for field in attrs.fields(cls)
+            if field.name != "raw"
+        ]
+
+        def unchanged(raw_value: Any, value: Any, type_: Any, hook: Callable[..., Any]) -> bool:
+            try:
+                return bool(hook(raw_value, type_) == value)
+            except Exception:  # not comparable means changed
+                return False
+
+        def unstructure(obj: WireModel) -> dict[str, Any]:
+            # The received object wins wherever a field still means the same value, so that
+            # e.g. an id received as a number goes back as a number.
+            out = dict(obj.raw)
+            for name, key, type_, hook in plan:
+                value = getattr(obj, name)
+                if key in out:
+                    if out[key] is None and value is None:
+                        continue
+                    if out[key] is not None and unchanged(out[key], value, type_, hook):
+                        continue
+                elif value is None:
+                    continue
+                out[key] = converter.unstructure(value)
+            return out
+
+        return unstructure
+
+    return factory
+
+
+def _is_wire_model(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, WireModel)
+
+
+def _structure_text(value: Any, _: Any) -> str:
+    """Text fields accept text and numbers (ids often arrive as either), nothing else."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise TypeError(f"expected text or a number, not {type(value).__name__}")
+
+
+def make_converter() -> cattrs.Converter:
+    """A converter that knows ``WireModel`` classes; each client configures one, once."""
+    converter = cattrs.Converter()
+    converter.register_structure_hook(str, _structure_text)
+    converter.register_structure_hook_factory(_is_wire_model, _structure_factory(converter))
+    converter.register_unstructure_hook_factory(_is_wire_model, _unstructure_factory(converter))
+    return converter

@@ -1,0 +1,74 @@
+"""Retry policy: which failures are retried, and how long to wait before the next attempt."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable
+
+import attrs
+
+#: Statuses that mean "not processed, try again later" (429) or a transient server fault (5xx).
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Capped exponential backoff with jitter.
+
+    The n-th retry (n from 0) waits ``min(max_delay, initial_delay * 2**n)``, reduced by up to
+    ``jitter`` (a fraction) so that many clients do not retry in lockstep. A ``Retry-After`` from
+    the server replaces the computed delay, capped at ``max_retry_after``.
+    """
+
+    max_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(
+        default=0.25, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+    )
+    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+
+    def delay(
+        self,
+        retry_index: int,
+        retry_after: float | None = None,
+        *,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        base: float = min(self.max_delay, self.initial_delay * 2.0**retry_index)
+        return base * (1 - self.jitter * rand())
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:  # pragma: no cover - older Pythons returned None instead of raising
+        return None
+    return max(when.timestamp() - now(), 0.0)
+
+
+class RetryableResponse(Exception):
+    """Raised by a response parser: the reply is an error that may succeed if the call is repeated.
+
+    The transport retries it like a 429 (whatever the call's idempotency, because the server said the
+    call was not carried out) and raises ``error`` once retries are exhausted.
+    """
+
+    def __init__(self, error: Exception, *, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after

@@ -1,0 +1,320 @@
+"""HTTP client ownership, retries and error mapping, shared by every sync and async client.
+
+``SyncAPIClient`` and ``AsyncAPIClient`` differ only in the lines that do I/O (``send``, ``sleep``,
+``close``); every decision lives in ``BaseAPIClient``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from types import TracebackType
+from typing import Any, ClassVar, Generic, TypeVar
+
+import anyio
+import attrs
+import httpx
+from typing_extensions import Self
+
+from ._errors import (
+    ConnectionFailedError,
+    HTTPStatusError,
+    RequestTimeoutError,
+    ResponseFormatError,
+    snippet,
+)
+from ._redact import Redactor
+from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy
+
+T = TypeVar("T")
+HttpxClientT = TypeVar("HttpxClientT", httpx.Client, httpx.AsyncClient)
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+TimeoutTypes = float | httpx.Timeout | None
+
+
+class NotGiven:
+    """Marks an argument the caller left out, where ``None`` is a meaningful value."""
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN = NotGiven()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("huke-k3-bridge")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+USER_AGENT = f"huke-k3-bridge/{_version()} httpx/{httpx.__version__}"
+
+
+@attrs.frozen
+class ErrorTypes:
+    """The client-specific classes the shared machinery raises."""
+
+    http_status: type[HTTPStatusError]
+    connection: type[ConnectionFailedError]
+    timeout: type[RequestTimeoutError]
+    response_format: type[ResponseFormatError]
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON: the exact bytes that are signed are the bytes that are sent."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _never_reached_server(exc: httpx.TransportError) -> bool:
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+class BaseAPIClient(Generic[HttpxClientT]):
+    """Configuration and every retry decision; no I/O."""
+
+    _errors: ClassVar[ErrorTypes]
+    _logger: ClassVar[logging.Logger]
+
+    def __init__(
+        self,
+        *,
+        base_url: str | httpx.URL,
+        timeout: TimeoutTypes,
+        max_retries: int | None,
+        retry: RetryPolicy | None,
+        http_client: HttpxClientT | None,
+        redactor: Redactor,
+    ) -> None:
+        base = httpx.URL(str(base_url))
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ValueError(f"base URL must be an absolute http(s) URL, got {str(base_url)!r}")
+        self.base_url = base.copy_with(path=base.path.rstrip("/") + "/")
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        self.retry = policy
+        self._redact = redactor
+        self._owns_http = http_client is None
+        self._http: HttpxClientT = http_client if http_client is not None else self._default_http()
+
+    def _default_http(self) -> HttpxClientT:
+        raise NotImplementedError
+
+    @property
+    def max_retries(self) -> int:
+        return self.retry.max_retries
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Self:
+        """A copy with other settings that shares this client's connection pool and session."""
+        clone = copy.copy(self)
+        clone._owns_http = False
+        if not isinstance(timeout, NotGiven):
+            clone.timeout = (
+                timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+            )
+        if retry is not None:
+            clone.retry = retry
+        if max_retries is not None:
+            clone.retry = attrs.evolve(clone.retry, max_retries=max_retries)
+        return clone
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _url(self, path: str) -> httpx.URL:
+        return self.base_url.join(path.lstrip("/"))
+
+    def _build_request(
+        self, path: str, content: bytes, headers: Mapping[str, str] | None = None
+    ) -> httpx.Request:
+        all_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        all_headers.setdefault("User-Agent", USER_AGENT)
+        if headers:
+            all_headers.update(headers)
+        return self._http.build_request(
+            "POST", self._url(path), content=content, headers=all_headers, timeout=self.timeout
+        )
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _check_status(self, response: httpx.Response) -> None:
+        if response.status_code >= 400:
+            raise self._status_error(response)
+
+    def _status_error(self, response: httpx.Response) -> HTTPStatusError:
+        return self._errors.http_status.from_response(
+            response, self._redact(snippet(response.text))
+        )
+
+    def decode_json(self, response: httpx.Response) -> Any:
+        """The body as JSON, or the client's format error quoting a (redacted) snippet of it."""
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            body = self._redact(snippet(response.text))
+            raise self._errors.response_format(
+                f"{response.request.url.path} answered with a body that is not JSON: {body!r}",
+                body=body,
+            ) from exc
+
+    def _retry_delay(self, exc: Exception, retries: int, *, idempotent: bool) -> float:
+        """How long to wait before retrying after ``exc``; raises the user-facing error instead
+        when the failure is final. Must be called from inside the ``except`` block."""
+        retry_after: float | None = None
+        if isinstance(exc, httpx.TransportError):
+            retryable = idempotent or _never_reached_server(exc)
+            error: Exception = self._transport_error(exc)
+        elif isinstance(exc, HTTPStatusError):
+            status = exc.status_code
+            retryable = status in RETRYABLE_STATUSES and (idempotent or status == 429)
+            error = exc
+            retry_after = exc.retry_after
+        elif isinstance(exc, RetryableResponse):
+            retryable, error, retry_after = True, exc.error, exc.retry_after
+        else:
+            raise exc
+        if not retryable or retries >= self.retry.max_retries:
+            if isinstance(exc, httpx.TransportError):
+                raise error from exc
+            raise error
+        delay = self.retry.delay(retries, retry_after)
+        self._logger.info(
+            "retrying in %.2fs after %s (retry %d of %d)",
+            delay,
+            type(error).__name__ + ": " + str(error),
+            retries + 1,
+            self.retry.max_retries,
+        )
+        return delay
+
+    def _transport_error(self, exc: httpx.TransportError) -> ConnectionFailedError:
+        url = str(exc.request.url.copy_with(query=None)) if _has_request(exc) else "?"
+        reached = not _never_reached_server(exc)
+        cls = (
+            self._errors.timeout
+            if isinstance(exc, httpx.TimeoutException)
+            else self._errors.connection
+        )
+        what = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+        detail = self._redact(str(exc)) or type(exc).__name__
+        return cls(f"POST {url} {what}: {detail}", url=url, reached_server=reached)
+
+    def _log_response(self, response: httpx.Response, started: float) -> None:
+        if self._logger.isEnabledFor(logging.DEBUG):
+            self._logger.debug(
+                "%s %s -> %d in %.1f ms",
+                response.request.method,
+                response.request.url.path,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def _has_request(exc: httpx.TransportError) -> bool:
+    try:
+        exc.request  # noqa: B018 - httpx raises RuntimeError when the request is unset
+    except RuntimeError:
+        return False
+    return True
+
+
+class SyncAPIClient(BaseAPIClient[httpx.Client]):
+    def _default_http(self) -> httpx.Client:
+        return httpx.Client(timeout=self.timeout, limits=DEFAULT_LIMITS, verify=True)
+
+    def _send(
+        self,
+        make_request: Callable[[], httpx.Request],
+        parse: Callable[[httpx.Response], T],
+        *,
+        auth: httpx.Auth | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
+        retries = 0
+        while True:
+            try:
+                started = time.perf_counter()
+                response = self._http.send(make_request(), auth=auth or httpx.USE_CLIENT_DEFAULT)
+                self._log_response(response, started)
+                self._check_status(response)
+                return parse(response)
+            except (httpx.TransportError, HTTPStatusError, RetryableResponse) as exc:
+                delay = self._retry_delay(exc, retries, idempotent=idempotent)
+            time.sleep(delay)
+            retries += 1
+
+    def close(self) -> None:
+        """Close the connection pool (unless it was handed in by the caller, who then owns it)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
+    def _default_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout, limits=DEFAULT_LIMITS, verify=True)
+
+    async def _send(
+        self,
+        make_request: Callable[[], httpx.Request],
+        parse: Callable[[httpx.Response], T],
+        *,
+        auth: httpx.Auth | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
+        retries = 0
+        while True:
+            try:
+                started = time.perf_counter()
+                response = await self._http.send(
+                    make_request(), auth=auth or httpx.USE_CLIENT_DEFAULT
+                )
+                self._log_response(response, started)
+                self._check_status(response)
+                return parse(response)
+            except (httpx.TransportError, HTTPStatusError, RetryableResponse) as exc:
+                delay = self._retry_delay(exc, retries, idempotent=idempotent)
+            await anyio.sleep(delay)
+            retries += 1
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it was handed in by the caller, who then owns it)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

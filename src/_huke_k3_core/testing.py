@@ -1,0 +1,349 @@
+"""Machinery both simulators share: scheduled fault injection and a loopback HTTP server.
+
+A simulator is a plain handler ``(httpx.Request) -> httpx.Response``. It runs in-process behind
+``httpx.MockTransport`` or, through ``serve``, behind a real socket on 127.0.0.1. Faults are raised
+as the httpx exceptions a real network produces; the loopback server turns them back into
+socket-level behaviour (a reset, a silent hang).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import attrs
+import httpx
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+@attrs.frozen
+class Fault:
+    """One misbehaviour of the server or the network, applied to one request.
+
+    ``commit`` says whether the simulator processes the request before the fault strikes: a reply
+    lost after the server did the work is the case that makes writes dangerous to retry.
+    """
+
+    kind: str
+    status: int = 200
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    commit: bool = False
+
+    @classmethod
+    def http_status(
+        cls, status: int, *, retry_after: str | float | None = None, body: bytes = b""
+    ) -> Fault:
+        """An HTTP error status (500, 502, 503, 429 ...), optionally with ``Retry-After``."""
+        headers = (("Retry-After", str(retry_after)),) if retry_after is not None else ()
+        return cls(
+            "status",
+            status=status,
+            body=body or f"simulated HTTP {status}".encode(),
+            headers=headers,
+        )
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """The connection is reset before the server reads the request."""
+        return cls("reset")
+
+    @classmethod
+    def connect_error(cls) -> Fault:
+        """The connection cannot be opened: the request surely never reached the server."""
+        return cls("connect_error")
+
+    @classmethod
+    def timeout(cls) -> Fault:
+        """The server never answers (and does not process the request)."""
+        return cls("timeout")
+
+    @classmethod
+    def reply_lost(cls) -> Fault:
+        """The server processes the request, then the connection drops before the reply arrives."""
+        return cls("reset", commit=True)
+
+    @classmethod
+    def reply_timeout(cls) -> Fault:
+        """The server processes the request, then the reply never arrives (a timeout after commit)."""
+        return cls("timeout", commit=True)
+
+    @classmethod
+    def malformed_json(cls) -> Fault:
+        """HTTP 200 with a body cut in the middle of its JSON."""
+        return cls("body", body=b'{"code": 200, "data": [{"trunc')
+
+    @classmethod
+    def reply(
+        cls, body: bytes, *, status: int = 200, content_type: str = "application/json"
+    ) -> Fault:
+        """A reply of the caller's making (an error envelope, a rate-limit answer ...)."""
+        return cls("body", status=status, body=body, headers=(("Content-Type", content_type),))
+
+    def strike(self, request: httpx.Request, process: Handler) -> httpx.Response:
+        if self.commit:
+            process(request)
+        if self.kind == "status" or self.kind == "body":
+            return httpx.Response(
+                self.status, content=self.body, headers=list(self.headers), request=request
+            )
+        if self.kind == "reset":
+            raise httpx.ReadError(
+                "[Errno 104] Connection reset by peer (simulated)", request=request
+            )
+        if self.kind == "connect_error":
+            raise httpx.ConnectError("[Errno 111] Connection refused (simulated)", request=request)
+        if self.kind == "timeout":
+            raise httpx.ReadTimeout("timed out (simulated)", request=request)
+        raise ValueError(f"unknown fault kind {self.kind!r}")
+
+
+@attrs.define
+class _Scheduled:
+    fault: Fault
+    times: int
+    skip: int
+    path: str | None
+
+
+class FaultPlan:
+    """Faults waiting to strike, in the order they were injected. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[_Scheduled] = []
+        self.struck: list[tuple[str, str]] = []
+
+    def inject(
+        self, fault: Fault, *, times: int = 1, after: int = 0, path: str | None = None
+    ) -> None:
+        """Strike ``times`` times, after letting ``after`` matching requests through; ``path``, if
+        given, restricts the fault to requests whose URL path contains it."""
+        if times < 1 or after < 0:
+            raise ValueError("times must be >= 1 and after >= 0")
+        with self._lock:
+            self._queue.append(_Scheduled(fault, times, after, path))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return sum(s.times for s in self._queue)
+
+    def take(self, request: httpx.Request) -> Fault | None:
+        path = request.url.path
+        with self._lock:
+            for scheduled in self._queue:
+                if scheduled.path is not None and scheduled.path not in path:
+                    continue
+                if scheduled.skip:
+                    scheduled.skip -= 1
+                    return None
+                scheduled.times -= 1
+                if not scheduled.times:
+                    self._queue.remove(scheduled)
+                self.struck.append((scheduled.fault.kind, path))
+                return scheduled.fault
+        return None
+
+
+class FaultInjectingSimulator:
+    """Base of the simulators: fault injection and a bounded log of the requests received."""
+
+    def __init__(self) -> None:
+        self.faults = FaultPlan()
+        self.received: collections.deque[httpx.Request] = collections.deque(maxlen=10_000)
+        self._requests_seen = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def request_count(self) -> int:
+        """Requests received, including those a fault struck."""
+        return self._requests_seen
+
+    def inject(
+        self, fault: Fault, *, times: int = 1, after: int = 0, path: str | None = None
+    ) -> None:
+        self.faults.inject(fault, times=times, after=after, path=path)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        with self._count_lock:
+            self._requests_seen += 1
+        self.received.append(request)
+        fault = self.faults.take(request)
+        if fault is not None:
+            return fault.strike(request, self.handle)
+        return self.handle(request)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        raise NotImplementedError
+
+    def transport(self) -> httpx.MockTransport:
+        """An in-process transport: ``httpx.Client(transport=fake.transport())``."""
+        return httpx.MockTransport(self)
+
+    def serve(
+        self, *, latency: float = 0.0, connect_latency: float = 0.0, hang: float = 5.0
+    ) -> LoopbackServer:
+        """Serve on 127.0.0.1 (a free port) until the returned server is closed."""
+        return LoopbackServer(self, latency=latency, connect_latency=connect_latency, hang=hang)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 60  # an idle keep-alive connection does not pin a thread forever
+
+    def setup(self) -> None:
+        super().setup()
+        self._fresh_connection = True
+        self.server.track(self.connection, opened=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, opened=False)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read results, not logs
+        return
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        owner = self.server.owner
+        if self._fresh_connection:
+            self._fresh_connection = False
+            if owner.connect_latency:
+                time.sleep(owner.connect_latency)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        host, port = self.server.server_address[:2]
+        request = httpx.Request(
+            self.command,
+            f"http://{host!s}:{port}{self.path}",
+            headers=[(k, v) for k, v in self.headers.items()],
+            content=body,
+        )
+        if owner.latency:
+            time.sleep(owner.latency)
+        try:
+            response = owner.handler(request)
+        except httpx.TimeoutException:
+            time.sleep(owner.hang)
+            self._abort()
+            return
+        except httpx.TransportError:
+            self._abort()
+            return
+        content = response.read()
+        self.send_response(response.status_code)
+        for name, value in response.headers.multi_items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    def _abort(self) -> None:
+        """Close with a TCP reset, as a crashed peer or a middlebox would."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, owner: LoopbackServer) -> None:
+        self.owner = owner
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        self.connections_opened = 0
+        super().__init__(("127.0.0.1", 0), _RequestHandler)
+
+    def track(self, conn: socket.socket, *, opened: bool) -> None:
+        with self._open_lock:
+            if opened:
+                self._open.add(conn)
+                self.connections_opened += 1
+            else:
+                self._open.discard(conn)
+
+    def close_all(self) -> None:
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class LoopbackServer:
+    """A simulator behind a real socket on 127.0.0.1. Use as a context manager.
+
+    ``latency`` is added to every request; ``connect_latency`` once per new connection (what a TCP
+    and TLS handshake costs on a real network, and what connection reuse saves).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        latency: float = 0.0,
+        connect_latency: float = 0.0,
+        hang: float = 5.0,
+    ) -> None:
+        self.handler = handler
+        self.latency = latency
+        self.connect_latency = connect_latency
+        self.hang = hang
+        self._server = _Server(self)
+        host, port = self._server.server_address[:2]
+        self.url = f"http://{host!s}:{port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="loopback-simulator", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def connections_opened(self) -> int:
+        return self._server.connections_opened
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.close_all()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LoopbackServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def serve(handler: Handler, **options: float) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(handler, **options)
+    try:
+        yield server
+    finally:
+        server.close()
