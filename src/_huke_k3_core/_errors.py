@@ -69,6 +69,9 @@ class RequestTimeoutError(ConnectionFailedError):
 class ResponseFormatError(SDKError):
     """The body is not what the API documents (not JSON, or not the expected shape)."""
 
-    def __init__(self, message: str, *, body: str) -> None:
+    def __init__(self, message: str, *, body: str, transient: bool = False) -> None:
         super().__init__(message)
         self.body = body
+        #: True for a body that could not even be decoded (cut short, garbled): a repeat of the
+        #: same read may well succeed. A well-formed body of the wrong shape is not transient.
+        self.transient = transient

@@ -169,20 +169,32 @@ class BaseAPIClient(Generic[HttpxClientT]):
             raise self._errors.response_format(
                 f"{response.request.url.path} answered with a body that is not JSON: {body!r}",
                 body=body,
+                transient=True,
             ) from exc
 
-    def _retry_delay(self, exc: Exception, retries: int, *, idempotent: bool) -> float:
+    def _retry_delay(
+        self,
+        exc: Exception,
+        retries: int,
+        *,
+        idempotent: bool,
+        request: httpx.Request | None = None,
+    ) -> float:
         """How long to wait before retrying after ``exc``; raises the user-facing error instead
-        when the failure is final. Must be called from inside the ``except`` block."""
+        when the failure is final. Must be called from inside the ``except`` block. ``request`` is
+        the caller's request, to tell its failure from that of a request an auth flow sent first."""
         retry_after: float | None = None
         if isinstance(exc, httpx.TransportError):
-            retryable = idempotent or _never_reached_server(exc)
-            error: Exception = self._transport_error(exc)
+            reached = _may_have_reached_server(exc, request)
+            retryable = idempotent or not reached
+            error: Exception = self._transport_error(exc, reached_server=reached)
         elif isinstance(exc, HTTPStatusError):
             status = exc.status_code
             retryable = status in RETRYABLE_STATUSES and (idempotent or status == 429)
             error = exc
             retry_after = exc.retry_after
+        elif isinstance(exc, ResponseFormatError) and exc.transient:
+            retryable, error = idempotent, exc
         elif isinstance(exc, RetryableResponse):
             retryable, error, retry_after = True, exc.error, exc.retry_after
         else:
@@ -201,9 +213,11 @@ class BaseAPIClient(Generic[HttpxClientT]):
         )
         return delay
 
-    def _transport_error(self, exc: httpx.TransportError) -> ConnectionFailedError:
+    def _transport_error(
+        self, exc: httpx.TransportError, *, reached_server: bool | None = None
+    ) -> ConnectionFailedError:
         url = str(exc.request.url.copy_with(query=None)) if _has_request(exc) else "?"
-        reached = not _never_reached_server(exc)
+        reached = not _never_reached_server(exc) if reached_server is None else reached_server
         cls = (
             self._errors.timeout
             if isinstance(exc, httpx.TimeoutException)
@@ -222,6 +236,15 @@ class BaseAPIClient(Generic[HttpxClientT]):
                 response.status_code,
                 (time.perf_counter() - started) * 1000,
             )
+
+
+def _may_have_reached_server(exc: httpx.TransportError, request: httpx.Request | None) -> bool:
+    """False when the caller's request surely never reached the server: the connection was never
+    made, or what failed was another request an auth flow sent before it (a login), so the
+    caller's own request was never sent."""
+    if _never_reached_server(exc):
+        return False
+    return request is None or not _has_request(exc) or exc.request is request
 
 
 def _has_request(exc: httpx.TransportError) -> bool:
@@ -247,14 +270,20 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
         """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
         retries = 0
         while True:
+            request = make_request()
             try:
                 started = time.perf_counter()
-                response = self._http.send(make_request(), auth=auth or httpx.USE_CLIENT_DEFAULT)
+                response = self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
                 self._log_response(response, started)
                 self._check_status(response)
                 return parse(response)
-            except (httpx.TransportError, HTTPStatusError, RetryableResponse) as exc:
-                delay = self._retry_delay(exc, retries, idempotent=idempotent)
+            except (
+                httpx.TransportError,
+                HTTPStatusError,
+                ResponseFormatError,
+                RetryableResponse,
+            ) as exc:
+                delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
             time.sleep(delay)
             retries += 1
 
@@ -290,16 +319,20 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
         retries = 0
         while True:
+            request = make_request()
             try:
                 started = time.perf_counter()
-                response = await self._http.send(
-                    make_request(), auth=auth or httpx.USE_CLIENT_DEFAULT
-                )
+                response = await self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
                 self._log_response(response, started)
                 self._check_status(response)
                 return parse(response)
-            except (httpx.TransportError, HTTPStatusError, RetryableResponse) as exc:
-                delay = self._retry_delay(exc, retries, idempotent=idempotent)
+            except (
+                httpx.TransportError,
+                HTTPStatusError,
+                ResponseFormatError,
+                RetryableResponse,
+            ) as exc:
+                delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
             await anyio.sleep(delay)
             retries += 1
 

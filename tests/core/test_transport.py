@@ -236,6 +236,16 @@ def test_body_that_is_not_json_is_a_format_error_with_snippet(echo: Echo) -> Non
     with pytest.raises(DemoResponseError, match="not JSON") as info:
         make_client(echo, max_retries=0).call({})
     assert '"code": 200' in info.value.body
+    assert info.value.transient
+
+
+def test_body_cut_short_is_retried_when_idempotent_only(echo: Echo, sleeps: list[float]) -> None:
+    echo.inject(Fault.malformed_json())
+    assert make_client(echo).call({"r": 1}) == {"r": 1}
+    echo.inject(Fault.malformed_json())
+    with pytest.raises(DemoResponseError):
+        make_client(echo).call({"w": 1}, idempotent=False)
+    assert echo.request_count == 3
 
 
 def test_zero_retries_means_one_attempt(echo: Echo, sleeps: list[float]) -> None:

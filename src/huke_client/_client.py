@@ -1,0 +1,566 @@
+"""``HukeClient`` and ``AsyncHukeClient``.
+
+Both share ``_HukeCore``: building and signing bodies, time conversion, envelope checking, page
+parsing and the pagination plan. The two public classes differ only in the lines that do I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+import attrs
+import httpx
+from typing_extensions import Self
+
+from _huke_k3_core import (
+    DEFAULT_TIMEOUT,
+    AsyncAPIClient,
+    BaseAPIClient,
+    ErrorTypes,
+    Redactor,
+    RetryableResponse,
+    RetryPolicy,
+    SyncAPIClient,
+    TimeoutTypes,
+    dumps,
+    mask,
+    read_env,
+    snippet,
+)
+from _huke_k3_core._transport import HttpxClientT
+
+from ._auth import HukeAuth
+from ._errors import (
+    HukeAPIError,
+    HukeConfigError,
+    HukeConnectionError,
+    HukeHTTPError,
+    HukeResponseError,
+    HukeTimeoutError,
+)
+from ._models import SearchTradesRequest, TimeRange, Trade, TradePage
+from ._pagination import PagePlan, extract_page, has_next, windows
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_PAGES",
+    "SEARCH_TRADES",
+    "AsyncHukeClient",
+    "HukeClient",
+    "TimeLike",
+    "to_epoch_ms",
+]
+
+logger = logging.getLogger("huke_client")
+
+#: Where Huke's open API lives.
+DEFAULT_BASE_URL = "https://huke.163.com/openapi"
+#: The path of the trade search, relative to the base URL.
+SEARCH_TRADES = "trade/searchTrades"
+#: Default cap on the pages one ``iter_trades`` / ``iter_trade_pages`` call may fetch.
+DEFAULT_MAX_PAGES = 100_000
+#: A point in time: a ``datetime`` (naive = local time) or Unix epoch milliseconds.
+TimeLike = datetime | int
+
+_SUCCESS = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def to_epoch_ms(value: TimeLike, name: str = "time") -> int:
+    """Unix epoch milliseconds for a ``datetime`` (naive means local time, as
+    ``datetime.timestamp()`` assumes) or an ``int`` that already is epoch milliseconds."""
+    if isinstance(value, datetime):
+        aware = value if value.utcoffset() is not None else value.astimezone()
+        return (aware - _EPOCH) // _ONE_MS
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"{name} must be epoch milliseconds >= 0, got {value}")
+        return value
+    raise TypeError(
+        f"{name} must be a datetime or epoch milliseconds (int), not {type(value).__name__}"
+    )
+
+
+def _window_ms(window: timedelta | None) -> int | None:
+    if window is None:
+        return None
+    if not isinstance(window, timedelta):
+        raise TypeError(f"window must be a timedelta, not {type(window).__name__}")
+    return window // _ONE_MS
+
+
+def _envelope_code(value: Any) -> int | str | None:
+    """The envelope ``code`` as an int when it is numeric; ``None`` when it is no code at all."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        return int(text) if text.lstrip("-").isdigit() else text
+    return None
+
+
+@attrs.frozen
+class _SearchSpec:
+    """What stays the same across the pages of one search."""
+
+    page_size: int
+    source: str
+    time_type: str
+    dealer_list: tuple[str, ...]
+    items_key: str | None
+    extra: Mapping[str, Any]
+
+
+async def _trades_of(pages: AsyncIterator[TradePage]) -> AsyncIterator[Trade]:
+    async for page in pages:
+        for trade in page.trades:
+            yield trade
+
+
+class _HukeCore(BaseAPIClient[HttpxClientT]):
+    """Everything the sync and async Huke clients share; no I/O."""
+
+    _errors: ClassVar[ErrorTypes] = ErrorTypes(
+        http_status=HukeHTTPError,
+        connection=HukeConnectionError,
+        timeout=HukeTimeoutError,
+        response_format=HukeResponseError,
+    )
+    _logger: ClassVar[logging.Logger] = logger
+
+    def __init__(
+        self,
+        app_key: str,
+        app_secret: str,
+        *,
+        base_url: str | httpx.URL = DEFAULT_BASE_URL,
+        eid: str | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        retry_codes: Iterable[int | str] = frozenset(),
+        http_client: HttpxClientT | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not app_key or not app_secret:
+            raise HukeConfigError("app_key and app_secret must both be non-empty")
+        #: Signs every request (each attempt afresh).
+        self.auth = HukeAuth(app_key, app_secret, eid=eid, clock=clock)
+        codes = {c: _envelope_code(c) for c in retry_codes}
+        bad = [c for c, code in codes.items() if code is None]
+        if bad:
+            raise HukeConfigError(f"retry_codes must be envelope codes (int or str), got {bad!r}")
+        #: Envelope codes that mean "try again later" (e.g. a rate limit); retried like HTTP 429.
+        self.retry_codes: frozenset[int | str] = frozenset(
+            code for code in codes.values() if code is not None
+        )
+        # Named explicitly: mypy cannot bind super() of a class generic in a constrained TypeVar.
+        BaseAPIClient.__init__(
+            self,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
+            http_client=http_client,
+            redactor=Redactor([app_secret]),
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """A client configured from ``HUKE_APP_KEY``, ``HUKE_APP_SECRET`` and the optional
+        ``HUKE_BASE_URL`` and ``HUKE_EID``; keyword ``overrides`` win over the environment.
+
+        Raises ``HukeConfigError`` naming every required variable that is missing.
+        """
+        names = {
+            "app_key": "HUKE_APP_KEY",
+            "app_secret": "HUKE_APP_SECRET",
+            "base_url": "HUKE_BASE_URL",
+            "eid": "HUKE_EID",
+        }
+        required = [names[a] for a in ("app_key", "app_secret") if a not in overrides]
+        values = read_env(
+            required=required,
+            optional=["HUKE_BASE_URL", "HUKE_EID"],
+            error=HukeConfigError,
+            environ=environ,
+        )
+        settings: dict[str, Any] = {a: values[v] for a, v in names.items() if v in values}
+        settings.update(overrides)
+        return cls(**settings)
+
+    @property
+    def app_key(self) -> str:
+        """The app key requests are signed with."""
+        return self.auth.app_key
+
+    @property
+    def eid(self) -> str | None:
+        """The enterprise id sent in the ``eid`` header, if any."""
+        return self.auth.eid
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(app_key={self.app_key!r}, app_secret={mask('')}, "
+            f"base_url={str(self.base_url)!r}, eid={self.eid!r})"
+        )
+
+    # -- any endpoint ------------------------------------------------------------------------
+
+    def _prepare(
+        self, path: str, body: Mapping[str, Any] | None
+    ) -> tuple[Callable[[], httpx.Request], Callable[[httpx.Response], Any]]:
+        # Serialised once: the bytes signed are the bytes sent, on every attempt.
+        content = dumps(dict(body) if body is not None else {})
+
+        def make_request() -> httpx.Request:
+            return self._build_request(path, content)
+
+        return make_request, self._unwrap
+
+    def _unwrap(self, response: httpx.Response) -> Any:
+        """The envelope's ``data``; ``HukeAPIError`` (or a retry) for any other ``code``."""
+        payload = self.decode_json(response)
+        where = response.request.url.path
+        code = _envelope_code(payload.get("code")) if isinstance(payload, dict) else None
+        if code is None:
+            body = self._redact(snippet(response.text))
+            raise HukeResponseError(
+                f"{where} answered JSON that is not the Huke envelope "
+                f'{{"code", "msg", "data"}}: {body}',
+                body=body,
+            )
+        if code == _SUCCESS:
+            return payload.get("data")
+        raw_msg = payload.get("msg")
+        msg = self._redact("" if raw_msg is None else str(raw_msg))
+        error = HukeAPIError(
+            f"{where} failed with Huke error {code}: {snippet(msg) or '(no msg)'}",
+            code=code,
+            msg=msg,
+            data=payload.get("data"),
+            path=where,
+        )
+        if code in self.retry_codes:
+            raise RetryableResponse(error)
+        raise error
+
+    # -- trade/searchTrades ------------------------------------------------------------------
+
+    def _spec(
+        self,
+        *,
+        page_size: int,
+        source: str,
+        time_type: str,
+        dealer_list: Iterable[str],
+        items_key: str | None,
+        extra: Mapping[str, Any],
+    ) -> _SearchSpec:
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
+        if isinstance(dealer_list, str):
+            raise TypeError("dealer_list must be a collection of ids, not one string")
+        spec = _SearchSpec(
+            page_size=page_size,
+            source=str(source),
+            time_type=str(time_type),
+            dealer_list=tuple(str(d) for d in dealer_list),
+            items_key=items_key,
+            extra=dict(extra),
+        )
+        clash = sorted(set(spec.extra) & {"source", "dealerList", "timeRanges"})
+        if clash:
+            raise ValueError(
+                f"extra field(s) {', '.join(clash)} would replace what search_trades builds; "
+                "use its keyword arguments (source=, dealer_list=, start=/end=/page=) instead"
+            )
+        return spec
+
+    def _search_call(
+        self, spec: _SearchSpec, start_ms: int, end_ms: int, page: int
+    ) -> tuple[Callable[[], httpx.Request], Callable[[httpx.Response], TradePage]]:
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise ValueError(f"page must be an int >= 1 (pages count from 1), got {page!r}")
+        if start_ms > end_ms:
+            raise ValueError(f"start ({start_ms}) is after end ({end_ms})")
+        request = SearchTradesRequest(
+            source=spec.source,
+            dealer_list=spec.dealer_list,
+            time_ranges=(
+                TimeRange(
+                    time_type=spec.time_type,
+                    start_time=str(start_ms),
+                    end_time=str(end_ms),
+                    page=str(page),
+                    page_size=str(spec.page_size),
+                ),
+            ),
+        )
+        make_request, unwrap = self._prepare(SEARCH_TRADES, {**request.to_wire(), **spec.extra})
+
+        def parse(response: httpx.Response) -> TradePage:
+            result = self._trade_page(unwrap(response), spec, page, where=response.request.url.path)
+            self._logger.debug(
+                "%s [%d, %d] page %d: %d trades (total %s)",
+                SEARCH_TRADES,
+                start_ms,
+                end_ms,
+                page,
+                len(result.trades),
+                result.total,
+            )
+            return result
+
+        return make_request, parse
+
+    def _trade_page(self, data: Any, spec: _SearchSpec, page: int, *, where: str) -> TradePage:
+        found = extract_page(data, where=where, items_key=spec.items_key, redact=self._redact)
+        trades: list[Trade] = []
+        for index, item in enumerate(found.items):
+            try:
+                trades.append(Trade.from_wire(item))
+            except ValueError as exc:  # WireFieldError, or an item that is not an object
+                body = self._redact(snippet(dumps(item)))
+                raise HukeResponseError(
+                    f"{where}: trade #{index} of page {page} is not a valid trade ({exc}): {body}",
+                    body=body,
+                ) from exc
+        # Assumes the earlier pages were full: a single call cannot know better.
+        seen = (page - 1) * spec.page_size + len(trades)
+        more = has_next(count=len(trades), page_size=spec.page_size, total=found.total, seen=seen)
+        return TradePage(
+            trades=trades,
+            page=page,
+            page_size=spec.page_size,
+            total=found.total,
+            has_next=more,
+            raw=data,
+        )
+
+    def _plan(
+        self, start: TimeLike, end: TimeLike, window: timedelta | None, max_pages: int
+    ) -> PagePlan:
+        return PagePlan(
+            windows(to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), _window_ms(window)),
+            max_pages=max_pages,
+        )
+
+
+class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
+    """Synchronous client for NetEase Huke's open API.
+
+    >>> with HukeClient("app-key", "app-secret") as client:  # doctest: +SKIP
+    ...     for trade in client.iter_trades(start=start, end=end):
+    ...         print(trade.buyer_nick, trade.buyer_cid)
+
+    ``max_retries`` (default 2, from ``retry``) applies to connection errors, timeouts, HTTP 429
+    and 5xx, and to envelope codes listed in ``retry_codes``; every attempt is signed afresh.
+    Time ranges are treated as inclusive at both ends (Huke does not document it).
+    """
+
+    def request(
+        self, path: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = False
+    ) -> Any:
+        """POST ``body`` (default ``{}``) to ``{base_url}/{path}``, signed; return the envelope's
+        ``data``. Pass ``idempotent=True`` for reads, so that server errors and lost replies are
+        retried too (a write is retried only when it surely was not carried out)."""
+        make_request, parse = self._prepare(path, body)
+        return self._send(make_request, parse, auth=self.auth, idempotent=idempotent)
+
+    def search_trades(
+        self,
+        *,
+        start: TimeLike,
+        end: TimeLike,
+        page: int = 1,
+        page_size: int = 100,
+        source: str = "2",
+        time_type: str = "1",
+        dealer_list: Iterable[str] = (),
+        items_key: str | None = None,
+        **extra: Any,
+    ) -> TradePage:
+        """One page of ``trade/searchTrades`` for trades whose ``time_type`` time is in
+        ``[start, end]``. ``extra`` adds top-level wire fields to the body as given."""
+        spec = self._spec(
+            page_size=page_size,
+            source=source,
+            time_type=time_type,
+            dealer_list=dealer_list,
+            items_key=items_key,
+            extra=extra,
+        )
+        call = self._search_call(spec, to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), page)
+        return self._send(*call, auth=self.auth)
+
+    def iter_trade_pages(
+        self,
+        *,
+        start: TimeLike,
+        end: TimeLike,
+        window: timedelta | None = None,
+        page_size: int = 100,
+        source: str = "2",
+        time_type: str = "1",
+        dealer_list: Iterable[str] = (),
+        items_key: str | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        **extra: Any,
+    ) -> Iterator[TradePage]:
+        """Every page of the search, window by window (``window`` splits ``[start, end]`` into
+        consecutive ranges at millisecond granularity), page by page, until the stop rules say
+        so. Raises ``HukePageLimitError`` rather than fetch more than ``max_pages`` pages."""
+        spec = self._spec(
+            page_size=page_size,
+            source=source,
+            time_type=time_type,
+            dealer_list=dealer_list,
+            items_key=items_key,
+            extra=extra,
+        )
+        return self._pages(spec, self._plan(start, end, window, max_pages))
+
+    def iter_trades(
+        self,
+        *,
+        start: TimeLike,
+        end: TimeLike,
+        window: timedelta | None = None,
+        page_size: int = 100,
+        source: str = "2",
+        time_type: str = "1",
+        dealer_list: Iterable[str] = (),
+        items_key: str | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        **extra: Any,
+    ) -> Iterator[Trade]:
+        """Every trade of every page of ``iter_trade_pages`` (same arguments), in order."""
+        pages = self.iter_trade_pages(
+            start=start,
+            end=end,
+            window=window,
+            page_size=page_size,
+            source=source,
+            time_type=time_type,
+            dealer_list=dealer_list,
+            items_key=items_key,
+            max_pages=max_pages,
+            **extra,
+        )
+        return (trade for page in pages for trade in page.trades)
+
+    def _pages(self, spec: _SearchSpec, plan: PagePlan) -> Iterator[TradePage]:
+        while (call := plan.next_call()) is not None:
+            page = self._send(*self._search_call(spec, *call), auth=self.auth)
+            plan.record(count=len(page.trades), page_size=spec.page_size, total=page.total)
+            yield page
+
+
+class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
+    """Asynchronous client for NetEase Huke's open API; the same API as ``HukeClient`` with
+    awaitable methods and async iterators.
+
+    >>> async with AsyncHukeClient("app-key", "app-secret") as client:  # doctest: +SKIP
+    ...     async for trade in client.iter_trades(start=start, end=end):
+    ...         print(trade.buyer_nick)
+    """
+
+    async def request(
+        self, path: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = False
+    ) -> Any:
+        """See ``HukeClient.request``."""
+        make_request, parse = self._prepare(path, body)
+        return await self._send(make_request, parse, auth=self.auth, idempotent=idempotent)
+
+    async def search_trades(
+        self,
+        *,
+        start: TimeLike,
+        end: TimeLike,
+        page: int = 1,
+        page_size: int = 100,
+        source: str = "2",
+        time_type: str = "1",
+        dealer_list: Iterable[str] = (),
+        items_key: str | None = None,
+        **extra: Any,
+    ) -> TradePage:
+        """See ``HukeClient.search_trades``."""
+        spec = self._spec(
+            page_size=page_size,
+            source=source,
+            time_type=time_type,
+            dealer_list=dealer_list,
+            items_key=items_key,
+            extra=extra,
+        )
+        call = self._search_call(spec, to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), page)
+        return await self._send(*call, auth=self.auth)
+
+    def iter_trade_pages(
+        self,
+        *,
+        start: TimeLike,
+        end: TimeLike,
+        window: timedelta | None = None,
+        page_size: int = 100,
+        source: str = "2",
+        time_type: str = "1",
+        dealer_list: Iterable[str] = (),
+        items_key: str | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        **extra: Any,
+    ) -> AsyncIterator[TradePage]:
+        """See ``HukeClient.iter_trade_pages``; use with ``async for``."""
+        spec = self._spec(
+            page_size=page_size,
+            source=source,
+            time_type=time_type,
+            dealer_list=dealer_list,
+            items_key=items_key,
+            extra=extra,
+        )
+        return self._pages(spec, self._plan(start, end, window, max_pages))
+
+    def iter_trades(
+        self,
+        *,
+        start: TimeLike,
+        end: TimeLike,
+        window: timedelta | None = None,
+        page_size: int = 100,
+        source: str = "2",
+        time_type: str = "1",
+        dealer_list: Iterable[str] = (),
+        items_key: str | None = None,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        **extra: Any,
+    ) -> AsyncIterator[Trade]:
+        """See ``HukeClient.iter_trades``; use with ``async for``."""
+        pages = self.iter_trade_pages(
+            start=start,
+            end=end,
+            window=window,
+            page_size=page_size,
+            source=source,
+            time_type=time_type,
+            dealer_list=dealer_list,
+            items_key=items_key,
+            max_pages=max_pages,
+            **extra,
+        )
+        return _trades_of(pages)
+
+    async def _pages(self, spec: _SearchSpec, plan: PagePlan) -> AsyncIterator[TradePage]:
+        while (call := plan.next_call()) is not None:
+            page = await self._send(*self._search_call(spec, *call), auth=self.auth)
+            plan.record(count=len(page.trades), page_size=spec.page_size, total=page.total)
+            yield page

@@ -1,0 +1,76 @@
+"""The errors ``huke_client`` raises; every one is a :class:`HukeError`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _huke_k3_core import (
+    ConnectionFailedError,
+    HTTPStatusError,
+    RequestTimeoutError,
+    ResponseFormatError,
+    SDKError,
+)
+
+__all__ = [
+    "HukeAPIError",
+    "HukeConfigError",
+    "HukeConnectionError",
+    "HukeError",
+    "HukeHTTPError",
+    "HukePageLimitError",
+    "HukeResponseError",
+    "HukeTimeoutError",
+]
+
+
+class HukeError(SDKError):
+    """Base of every error raised by ``huke_client``."""
+
+
+class HukeAPIError(HukeError):
+    """Huke answered with an envelope whose ``code`` is not 200.
+
+    ``code`` and ``msg`` are the envelope's; ``data`` is whatever it carried (often ``None``).
+    """
+
+    def __init__(self, message: str, *, code: int | str, msg: str, data: Any, path: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.msg = msg
+        self.data = data
+        #: The API path that answered, e.g. ``/openapi/trade/searchTrades``.
+        self.path = path
+
+
+class HukeHTTPError(HukeError, HTTPStatusError):
+    """Huke (or a proxy in front of it) answered with an HTTP error status."""
+
+
+class HukeConnectionError(HukeError, ConnectionFailedError):
+    """The request could not be delivered, or its reply could not be read."""
+
+
+class HukeTimeoutError(HukeConnectionError, RequestTimeoutError):
+    """The request timed out."""
+
+
+class HukeResponseError(HukeError, ResponseFormatError):
+    """The body is not JSON, not the ``{"code", "msg", "data"}`` envelope, or ``data`` is not in a
+    shape the client understands. ``body`` holds a short snippet of what was received."""
+
+
+class HukeConfigError(HukeError, ValueError):
+    """The client cannot be configured from what was given (e.g. a missing environment variable)."""
+
+
+class HukePageLimitError(HukeError):
+    """Pagination needed more pages than ``max_pages`` allows.
+
+    Raised instead of stopping silently, so that a result is never truncated unnoticed. Raise
+    ``max_pages`` or split the range with ``window=``.
+    """
+
+    def __init__(self, message: str, *, max_pages: int) -> None:
+        super().__init__(message)
+        self.max_pages = max_pages
