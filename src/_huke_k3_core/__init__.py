@@ -12,16 +12,18 @@ from ._errors import (
     SDKError,
     snippet,
 )
-from ._models import WireModel, make_converter, to_camel
+from ._models import WireFieldError, WireModel, make_converter, to_camel
 from ._redact import MASK, Redactor, mask
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, parse_retry_after
 from ._transport import (
+    DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
     NOT_GIVEN,
     USER_AGENT,
     AsyncAPIClient,
     BaseAPIClient,
     ErrorTypes,
+    HttpxClientT,
     NotGiven,
     SyncAPIClient,
     TimeoutTypes,
@@ -29,6 +31,7 @@ from ._transport import (
 )
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "MASK",
     "NOT_GIVEN",
@@ -39,6 +42,7 @@ __all__ = [
     "ConnectionFailedError",
     "ErrorTypes",
     "HTTPStatusError",
+    "HttpxClientT",
     "NotGiven",
     "Redactor",
     "RequestTimeoutError",
@@ -48,6 +52,7 @@ __all__ = [
     "SDKError",
     "SyncAPIClient",
     "TimeoutTypes",
+    "WireFieldError",
     "WireModel",
     "dumps",
     "make_converter",

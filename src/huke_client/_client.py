@@ -21,6 +21,7 @@ from _huke_k3_core import (
     AsyncAPIClient,
     BaseAPIClient,
     ErrorTypes,
+    HttpxClientT,
     Redactor,
     RetryableResponse,
     RetryPolicy,
@@ -31,7 +32,6 @@ from _huke_k3_core import (
     read_env,
     snippet,
 )
-from _huke_k3_core._transport import HttpxClientT
 
 from ._auth import HukeAuth
 from ._errors import (

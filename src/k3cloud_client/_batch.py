@@ -1,0 +1,267 @@
+"""``batch_save`` without I/O: options to wire names, chunking, and every row's outcome.
+
+The invariant this module keeps: every input index ends in exactly one of ``saved``/``failed``,
+whatever the server answers, or does not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from _huke_k3_core import WireModel
+
+from ._errors import (
+    K3CloudAPIError,
+    K3CloudAuthenticationError,
+    K3CloudConnectionError,
+    K3CloudError,
+    K3CloudHTTPError,
+    K3CloudResponseError,
+    LoginError,
+)
+from ._models import BatchSaveResult, ErrorDetail, FailedRow, ResponseStatus, SavedRow, converter
+
+#: Rows per BatchSave call unless told otherwise (what integrators commonly send).
+DEFAULT_CHUNK_SIZE = 400
+
+#: Errors after which sending the other chunks cannot succeed (and repeating a login could lock
+#: the account): the remaining rows are reported as not sent.
+_FATAL = (LoginError, K3CloudAuthenticationError)
+
+#: Option names whose wire spelling the generic snake_case -> PascalCase rule gets wrong.
+_WIRE_NAMES = {"need_update_fields": "NeedUpDateFields"}
+_RESERVED = frozenset({"Model", "formid", "FormId"})
+
+
+def wire_option(name: str) -> str:
+    """``is_entry_batch_fill`` -> ``IsEntryBatchFill``; a name already in wire form is kept."""
+    if name in _WIRE_NAMES:
+        return _WIRE_NAMES[name]
+    if name[:1].isupper():
+        return name
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def save_options(named: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``data`` keys beside ``Model``: named options (None = left out) then ``extra`` ones."""
+    options = {wire_option(k): v for k, v in named.items() if v is not None}
+    for name, value in extra.items():
+        key = wire_option(name)
+        if key in _RESERVED:
+            raise TypeError(f"{name!r} cannot be passed as an option: the SDK sets it")
+        if key in options:
+            raise TypeError(f"option {name!r} repeats a named argument ({key})")
+        options[key] = value
+    return options
+
+
+def to_wire_model(model: object, index: int) -> dict[str, Any]:
+    """A model object as sent: a ``WireModel`` through the converter, a mapping as a dict."""
+    if isinstance(model, WireModel):
+        wire: dict[str, Any] = converter.unstructure(model)
+        return wire
+    if isinstance(model, Mapping):
+        return dict(model)
+    raise TypeError(
+        f"models[{index}] is a {type(model).__name__}: pass wire models (e.g. Customer) or dicts"
+    )
+
+
+@attrs.frozen
+class Row:
+    """One input row: its index in the caller's input and its model object."""
+
+    index: int
+    model: dict[str, Any]
+
+    @property
+    def number(self) -> str | None:
+        number = self.model.get("FNumber")
+        return number if isinstance(number, str) else None
+
+
+@attrs.frozen
+class Chunk:
+    """The rows of one BatchSave call, in order (``DIndex`` is a position in ``rows``)."""
+
+    ordinal: int
+    rows: tuple[Row, ...]
+
+
+class BatchPlan:
+    """The chunks of one ``batch_save`` and the outcomes collected so far."""
+
+    def __init__(
+        self,
+        form_id: str,
+        models: Iterable[object],
+        *,
+        chunk_size: int,
+        options: Mapping[str, Any],
+        logger: logging.Logger,
+    ) -> None:
+        if not isinstance(form_id, str) or not form_id:
+            raise ValueError("form_id is required, e.g. 'BD_Customer'")
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        rows = [Row(i, to_wire_model(m, i)) for i, m in enumerate(models)]
+        self.form_id = form_id
+        self.options = dict(options)
+        self.chunks = [
+            Chunk(n, tuple(rows[start : start + chunk_size]))
+            for n, start in enumerate(range(0, len(rows), chunk_size))
+        ]
+        self.total = len(rows)
+        #: The error that stopped the remaining chunks from being sent, if any.
+        self.fatal: K3CloudError | None = None
+        self._saved: list[SavedRow] = []
+        self._failed: list[FailedRow] = []
+        self._responses: dict[int, Any] = {}
+        self._logger = logger
+
+    def body(self, chunk: Chunk) -> dict[str, Any]:
+        """The BatchSave request body for ``chunk``."""
+        data = {"Model": [row.model for row in chunk.rows], **self.options}
+        return {"formid": self.form_id, "data": data}
+
+    def answered(self, chunk: Chunk, body: Any, status: ResponseStatus) -> None:
+        """Record the rows' outcomes from a reply that reports them row by row."""
+        self._responses[chunk.ordinal] = body
+        rows = chunk.rows
+        successes = _successes_by_position(status, rows)
+        errors: dict[int, list[ErrorDetail]] = {}
+        general: list[str] = []
+        for error in status.errors:
+            if error.d_index is not None and 0 <= error.d_index < len(rows):
+                errors.setdefault(error.d_index, []).append(error)
+            elif error.message:
+                general.append(error.message)
+        for position, row in enumerate(rows):
+            row_errors = errors.get(position)
+            success = successes.get(position)
+            if row_errors:
+                self._fail(
+                    row,
+                    field_name=row_errors[0].field_name,
+                    message="; ".join(e.message for e in row_errors if e.message) or "no message",
+                    msg_code=status.msg_code,
+                    # Reported both saved and failed: it may well be saved.
+                    uncertain=success is not None,
+                )
+            elif success is not None:
+                self._saved.append(SavedRow(row.index, success.id, success.number or row.number))
+            else:
+                reason = "; ".join(general) or "the reply reports neither success nor failure"
+                self._fail(
+                    row,
+                    field_name=None,
+                    message=f"no outcome for this row in the reply: {reason}",
+                    msg_code=status.msg_code,
+                    uncertain=True,
+                )
+
+    def call_failed(self, chunk: Chunk, exc: K3CloudError) -> None:
+        """Record every row of a chunk whose call failed as a whole."""
+        if isinstance(exc, _FATAL):
+            self.fatal = exc
+        msg_code = exc.msg_code if isinstance(exc, K3CloudAPIError) else None
+        uncertain = _may_have_been_saved(exc)
+        self._logger.warning(
+            "BatchSave %s: chunk %d (%d rows) failed as a whole%s: %s",
+            self.form_id,
+            chunk.ordinal,
+            len(chunk.rows),
+            " (the rows MAY have been saved)" if uncertain else "",
+            exc,
+        )
+        for row in chunk.rows:
+            self._fail(
+                row, field_name=None, message=str(exc), msg_code=msg_code, uncertain=uncertain
+            )
+
+    def skipped(self, chunk: Chunk) -> None:
+        """Record the rows of a chunk not sent because of an earlier fatal error."""
+        assert self.fatal is not None
+        msg_code = self.fatal.msg_code if isinstance(self.fatal, K3CloudAPIError) else None
+        for row in chunk.rows:
+            self._fail(
+                row,
+                field_name=None,
+                message=f"not sent: an earlier call failed with {self.fatal}",
+                msg_code=msg_code,
+                uncertain=False,
+            )
+
+    def result(self) -> BatchSaveResult:
+        """Every row's outcome, in input order."""
+        saved = sorted(self._saved, key=lambda r: r.index)
+        failed = sorted(self._failed, key=lambda r: r.index)
+        responses = [self._responses[n] for n in sorted(self._responses)]
+        self._logger.info(
+            "BatchSave %s: %d rows in %d calls: %d saved, %d failed (%d uncertain)",
+            self.form_id,
+            self.total,
+            len(self.chunks),
+            len(saved),
+            len(failed),
+            sum(1 for row in failed if row.uncertain),
+        )
+        return BatchSaveResult(saved=saved, failed=failed, responses=responses)
+
+    def _fail(
+        self,
+        row: Row,
+        *,
+        field_name: str | None,
+        message: str,
+        msg_code: int | None,
+        uncertain: bool,
+    ) -> None:
+        self._failed.append(
+            FailedRow(
+                index=row.index,
+                field_name=field_name,
+                message=message,
+                msg_code=msg_code,
+                uncertain=uncertain,
+                number=row.number,
+            )
+        )
+
+
+def _successes_by_position(status: ResponseStatus, rows: Sequence[Row]) -> dict[int, Any]:
+    """Successes by position in the chunk: by ``DIndex``, else by a number unique in the chunk."""
+    found: dict[int, Any] = {}
+    unplaced = []
+    for entity in status.success_entitys:
+        if entity.d_index is not None and 0 <= entity.d_index < len(rows):
+            found[entity.d_index] = entity
+        else:
+            unplaced.append(entity)
+    if unplaced:
+        positions: dict[str, list[int]] = {}
+        for position, row in enumerate(rows):
+            if row.number is not None:
+                positions.setdefault(row.number, []).append(position)
+        for entity in unplaced:
+            candidates = positions.get(entity.number or "", [])
+            if len(candidates) == 1 and candidates[0] not in found:
+                found[candidates[0]] = entity
+    return found
+
+
+def _may_have_been_saved(exc: K3CloudError) -> bool:
+    """Whether a call that failed as a whole may nevertheless have saved its rows."""
+    if isinstance(exc, K3CloudConnectionError):  # timeouts included
+        return exc.reached_server
+    if isinstance(exc, K3CloudAuthenticationError):
+        return False
+    if isinstance(exc, K3CloudHTTPError):
+        # A 5xx may come after the work was done (a gateway timing out); a 4xx refused the call.
+        return exc.status_code >= 500
+    # A reply that could not be read came from a server that did process the request.
+    return isinstance(exc, K3CloudResponseError)

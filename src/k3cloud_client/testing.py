@@ -1,0 +1,949 @@
+"""``FakeK3Cloud``: a strict, in-memory K/3 Cloud Web API for tests.
+
+It verifies what the real server verifies (the signed headers with the real algorithm, the
+session of the session logins), stores forms in memory with ``BD_Customer``'s rules (unique
+``FNumber``, per-row ``DIndex`` results, updates by ``FCUSTID``, document status), answers
+``ExecuteBillQuery``/``BillQuery`` over the store with a real FilterString parser (never ``eval``),
+and injects faults on demand. Use it behind ``httpx.MockTransport`` (``fake.transport()``) or a
+real socket (``with fake.serve() as server: server.url``). Thread-safe.
+
+```python
+from k3cloud_client import Customer, K3CloudClient
+from k3cloud_client.testing import FakeK3Cloud, TEST_APP_ID, TEST_APP_SECRET
+import httpx
+
+fake = FakeK3Cloud(acct_id="acct", user_name="api", app_id=TEST_APP_ID, app_secret=TEST_APP_SECRET)
+client = K3CloudClient(
+    "http://k3.test/k3cloud/", acct_id="acct", user_name="api", app_id=TEST_APP_ID,
+    app_secret=TEST_APP_SECRET, http_client=httpx.Client(transport=fake.transport()),
+)
+```
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import copy
+import hmac
+import itertools
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+import httpx
+
+from _huke_k3_core import dumps
+from _huke_k3_core.testing import Fault, FaultInjectingSimulator
+
+from ._errors import PASSPORT_FAILURE
+from ._signing import (
+    AUTH_VERSION,
+    SIGNED_HEADER_NAMES,
+    decode_client_secret,
+    login_sign,
+    sig,
+    split_app_id,
+    string_to_sign,
+)
+from ._wire import AUTH_SERVICE, DYNAMIC_FORM_SERVICE, SERVICE_SUFFIX, SESSION_COOKIE
+
+__all__ = [
+    "DUPLICATE_NUMBER_MESSAGE",
+    "PASSPORT_FAILURE",
+    "SESSION_LOST_MESSAGE",
+    "TEST_ACCT_ID",
+    "TEST_APP_ID",
+    "TEST_APP_SECRET",
+    "TEST_USER_NAME",
+    "FakeK3Cloud",
+    "Fault",
+    "customer_rows",
+]
+
+#: The official SDK's public demo credentials (no real server accepts them).
+TEST_ACCT_ID = "5db25ac8d2b819"
+TEST_USER_NAME = "webapi"
+TEST_APP_ID = "204399_72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ"
+TEST_APP_SECRET = "fb7d46647ac346dbb5fcd45b65512a45"
+
+#: The real server's text for a duplicate number (format with the number).
+DUPLICATE_NUMBER_MESSAGE = "违反字段唯一性要求：编码唯一。[{number}]在当前系统中已经被使用。"
+SESSION_LOST_MESSAGE = "会话信息已丢失，请重新登录"
+RATE_LIMIT_MESSAGE = "接口调用频率超出限制，请稍后再试"
+
+_QUERY_OPS = frozenset({"ExecuteBillQuery", "BillQuery"})
+#: Fields ``BD_Customer`` has besides the ones found in stored records.
+_CUSTOMER_FIELDS = frozenset(
+    {
+        "FCUSTID",
+        "FNumber",
+        "FName",
+        "FShortName",
+        "FDescription",
+        "FCreateOrgId",
+        "FUseOrgId",
+        "FDocumentStatus",
+        "FForbidStatus",
+        "FCustTypeId",
+        "FGroup",
+        "FTEL",
+        "FADDRESS",
+    }
+)
+_GENERIC_FIELDS = frozenset({"FID", "FNumber", "FName", "FDocumentStatus", "FForbidStatus"})
+_REF_FIELDS = ("FCreateOrgId", "FUseOrgId")
+
+
+class _Fail(Exception):
+    """One row (or the whole call) refused, with K/3 Cloud's MsgCode."""
+
+    def __init__(self, message: str, *, code: int, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.field = field
+
+
+class _Form:
+    """One form's records, by internal id, with a number index."""
+
+    def __init__(self, form_id: str) -> None:
+        self.form_id = form_id
+        self.is_customer = form_id.upper() == "BD_CUSTOMER"
+        self.id_key = "FCUSTID" if self.is_customer else "FID"
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.numbers: dict[str, int] = {}
+        self._ids = itertools.count(100001)
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    def known_fields(self) -> set[str]:
+        known = set(_CUSTOMER_FIELDS if self.is_customer else _GENERIC_FIELDS) | {self.id_key}
+        for row in self.rows.values():
+            known.update(row)
+        return known
+
+    def find(self, *, number: Any = None, id: Any = None) -> dict[str, Any] | None:
+        if id is not None:
+            try:
+                return self.rows.get(int(id))
+            except (TypeError, ValueError):
+                return None
+        row_id = self.numbers.get(str(number))
+        return None if row_id is None else self.rows[row_id]
+
+    def put(self, row: dict[str, Any]) -> None:
+        row_id = row[self.id_key]
+        old = self.rows.get(row_id)
+        if old is not None and old.get("FNumber") != row.get("FNumber"):
+            self.numbers.pop(str(old.get("FNumber")), None)
+        self.rows[row_id] = row
+        if row.get("FNumber") is not None:
+            self.numbers[str(row["FNumber"])] = row_id
+
+    def remove(self, row: dict[str, Any]) -> None:
+        del self.rows[row[self.id_key]]
+        self.numbers.pop(str(row.get("FNumber")), None)
+
+
+class FakeK3Cloud(FaultInjectingSimulator):
+    """A strict in-memory K/3 Cloud (see the module docs).
+
+    Authentication: requests with signed headers are checked with the real algorithm against
+    ``acct_id``/``user_name``/``app_id``/``app_secret`` (timestamps within ``max_skew`` seconds of
+    ``clock``); a mismatch gets HTTP 500 ``Fail to verify thirty passport``. Otherwise the request
+    needs a session from ``ValidateUser`` (``password``), ``LoginByAppSecret`` or ``LoginBySign``;
+    without a live one the reply is MsgCode 1. ``expire_sessions()`` ends every session.
+    """
+
+    def __init__(
+        self,
+        *,
+        acct_id: str,
+        user_name: str,
+        app_id: str | None = None,
+        app_secret: str | None = None,
+        password: str | None = None,
+        lcid: int = 2052,
+        clock: Callable[[], float] = time.time,
+        max_skew: float = 86400,
+    ) -> None:
+        super().__init__()
+        if app_id is not None:
+            split_app_id(app_id)
+        self.acct_id = acct_id
+        self.user_name = user_name
+        self.app_id = app_id
+        self.lcid = lcid
+        self.max_skew = max_skew
+        self._app_secret = app_secret
+        self._password = password
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._forms: dict[str, _Form] = {}
+        self._sessions: dict[str, str] = {}
+        self._logins = 0
+        #: Requests per operation name (``BatchSave``, ``LoginBySign`` ...), faults included.
+        self.calls: collections.Counter[str] = collections.Counter()
+        #: Why signed requests were rejected, latest last (to debug a test, not to assert on).
+        self.auth_failures: list[str] = []
+        #: Whether a login reply carries the session id in ``KDSVCSessionId`` / as a cookie.
+        self.session_id_in_body = True
+        self.session_cookie = True
+
+    # -- inspection and set-up -----------------------------------------------------------------
+
+    @property
+    def login_count(self) -> int:
+        """Login requests received (successful or not)."""
+        return self._logins
+
+    @property
+    def active_sessions(self) -> int:
+        """Sessions currently alive."""
+        with self._lock:
+            return len(self._sessions)
+
+    def session_ids(self) -> list[str]:
+        """The ids of the live sessions (to check that none leaks into logs or errors)."""
+        with self._lock:
+            return list(self._sessions)
+
+    def expire_sessions(self) -> None:
+        """End every session: the next call with one gets MsgCode 1 (session lost)."""
+        with self._lock:
+            self._sessions.clear()
+
+    def records(self, form_id: str) -> list[dict[str, Any]]:
+        """Copies of the stored records of ``form_id``, in the order they were created."""
+        with self._lock:
+            form = self._forms.get(form_id.upper())
+            return [copy.deepcopy(row) for row in form.rows.values()] if form else []
+
+    def seed(self, form_id: str, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Store ``rows`` as existing (audited unless they say otherwise); their new ids."""
+        with self._lock:
+            form = self._form(form_id)
+            ids = []
+            for given in rows:
+                row = copy.deepcopy(dict(given))
+                number = row.get("FNumber")
+                if number is not None and str(number) in form.numbers:
+                    raise ValueError(f"seed: {form_id} number {number!r} already exists")
+                row[form.id_key] = row.get(form.id_key) or form.new_id()
+                row.setdefault("FDocumentStatus", "C")
+                row.setdefault("FForbidStatus", "A")
+                form.put(row)
+                ids.append(row[form.id_key])
+            return ids
+
+    def call_count(self, operation: str) -> int:
+        """How many requests named ``operation`` (e.g. ``"BatchSave"``) were received."""
+        return self.calls[operation]
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def inject_rate_limit(self, *, times: int = 1, after: int = 0, path: str | None = None) -> None:
+        """Answer MsgCode 14 (call-rate limit) instead of processing the request."""
+        body = _reply_status(errors=[_error(RATE_LIMIT_MESSAGE, 0)], code=14)
+        self.inject(Fault.reply(dumps(body)), times=times, after=after, path=path)
+
+    def inject_reply_lost(self, *, times: int = 1, after: int = 0, path: str | None = None) -> None:
+        """Process the request, then drop the connection before the reply (saved, reply lost)."""
+        self.inject(Fault.reply_lost(), times=times, after=after, path=path)
+
+    def inject_reply_timeout(
+        self, *, times: int = 1, after: int = 0, path: str | None = None
+    ) -> None:
+        """Process the request, then never reply (saved, then a timeout)."""
+        self.inject(Fault.reply_timeout(), times=times, after=after, path=path)
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        # Counted before a fault may strike: a request the network lost was still sent.
+        with self._lock:
+            self.calls[_operation(request.url.path)] += 1
+        return super().__call__(request)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        name = path.rsplit("/", 1)[-1]
+        if not name.endswith(SERVICE_SUFFIX):
+            return httpx.Response(404, text=f"no service at {path}")
+        service, _, op = name[: -len(SERVICE_SUFFIX)].rpartition(".")
+        with self._lock:
+            if service == AUTH_SERVICE:
+                return self._auth_service(op, request)
+            handler = self._operations().get(op) if service == DYNAMIC_FORM_SERVICE else None
+            if handler is None:
+                return httpx.Response(404, text=f"service {service}.{op} not found")
+            refused = self._authenticate(request, op)
+            if refused is not None:
+                return refused
+            try:
+                body = json.loads(request.content)
+                data = body.get("data") if isinstance(body, dict) else None
+                if isinstance(data, str):  # older callers send data as a JSON string
+                    data = json.loads(data)
+                if not isinstance(data, dict):
+                    raise _Fail("缺少参数 data（须为 JSON 对象）", code=8)
+                return _json(handler(body.get("formid"), data))
+            except ValueError:
+                return _json(_status_for(op, [_error("请求内容不是合法的 JSON", None)], code=8))
+            except _Fail as fail:
+                return _json(_status_for(op, [_error(fail.message, None, fail.field)], fail.code))
+
+    def _operations(self) -> dict[str, Callable[[Any, dict[str, Any]], Any]]:
+        return {
+            "Save": self._save,
+            "BatchSave": self._batch_save,
+            "Submit": lambda f, d: self._operate(f, d, self._submit_one),
+            "Audit": lambda f, d: self._operate(f, d, self._audit_one),
+            "UnAudit": lambda f, d: self._operate(f, d, self._unaudit_one),
+            "Delete": lambda f, d: self._operate(f, d, self._delete_one),
+            "View": self._view,
+            "ExecuteBillQuery": lambda f, d: self._query(d, as_objects=False),
+            "BillQuery": lambda f, d: self._query(d, as_objects=True),
+        }
+
+    def _form(self, form_id: Any) -> _Form:
+        if not isinstance(form_id, str) or not form_id:
+            raise _Fail("表单 ID 不能为空（formid）", code=5)
+        key = form_id.upper()
+        if key not in self._forms:
+            self._forms[key] = _Form(form_id)
+        return self._forms[key]
+
+    # -- authentication --------------------------------------------------------------------------
+
+    def _authenticate(self, request: httpx.Request, op: str) -> httpx.Response | None:
+        if "X-Kd-Appkey" in request.headers:
+            reason = self._signature_problem(request)
+            if reason is None:
+                return None
+            self.auth_failures.append(reason)
+            return httpx.Response(
+                500, text=PASSPORT_FAILURE, headers={"Content-Type": "text/plain; charset=utf-8"}
+            )
+        for session_id in _session_ids(request):
+            if session_id in self._sessions:
+                return None
+        return _json(_status_for(op, [_error(SESSION_LOST_MESSAGE, 0)], code=1))
+
+    def _signature_problem(self, request: httpx.Request) -> str | None:
+        headers = request.headers
+        if self.app_id is None or self._app_secret is None:
+            return "signed headers received but the fake has no app_id/app_secret"
+        if headers.get("X-Kd-Appkey") != self.app_id:
+            return "X-Kd-Appkey is not the app id"
+        client_id, encoded = split_app_id(self.app_id)
+        expected = {
+            "X-Api-ClientID": client_id,
+            "X-Api-Auth-Version": AUTH_VERSION,
+            "x-api-signheaders": SIGNED_HEADER_NAMES,
+        }
+        for name, value in expected.items():
+            if headers.get(name) != value:
+                return f"{name} is {headers.get(name)!r}, expected {value!r}"
+        timestamp = headers.get("x-api-timestamp", "")
+        nonce = headers.get("x-api-nonce", "")
+        if not timestamp.isdigit() or not nonce:
+            return "x-api-timestamp / x-api-nonce missing or not a number"
+        if abs(int(timestamp) - self._clock()) > self.max_skew:
+            return f"x-api-timestamp {timestamp} is more than {self.max_skew}s from the clock"
+        signature = sig(
+            string_to_sign(request.url.path, timestamp, nonce), decode_client_secret(encoded)
+        )
+        if not hmac.compare_digest(headers.get("X-Api-Signature", ""), signature):
+            return "X-Api-Signature does not match the path, timestamp and nonce"
+        try:
+            app_data = base64.b64decode(headers.get("X-Kd-Appdata", ""), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return "X-Kd-Appdata is not base64 of UTF-8 text"
+        parts = app_data.rsplit(",", 2)
+        if len(parts) != 3 or "," not in parts[0]:
+            return f"X-Kd-Appdata is not 'acct,user,lcid,org': {app_data!r}"
+        account, user = parts[0].split(",", 1)
+        if account != self.acct_id or user != self.user_name:
+            return f"X-Kd-Appdata names {account!r}/{user!r}, not this account and user"
+        if not parts[1].isdigit() or not parts[2].isdigit():
+            return f"X-Kd-Appdata's lcid and org are not numbers: {app_data!r}"
+        expected_signature = sig(self.app_id + app_data, self._app_secret)
+        if not hmac.compare_digest(headers.get("X-Kd-Signature", ""), expected_signature):
+            return "X-Kd-Signature does not match (wrong app secret?)"
+        return None
+
+    def _auth_service(self, op: str, request: httpx.Request) -> httpx.Response:
+        try:
+            body = json.loads(request.content)
+            parameters = body.get("parameters") if isinstance(body, dict) else None
+            if isinstance(parameters, str):
+                parameters = json.loads(parameters)
+        except ValueError:
+            parameters = None
+        if op == "Logout":
+            for session_id in _session_ids(request):
+                self._sessions.pop(session_id, None)
+            return _json(True)
+        checks: dict[str, Callable[[list[Any]], str | None]] = {
+            "ValidateUser": self._check_password,
+            "LoginByAppSecret": self._check_app_secret,
+            "LoginBySign": self._check_sign,
+        }
+        check = checks.get(op)
+        if check is None:
+            return httpx.Response(404, text=f"service {AUTH_SERVICE}.{op} not found")
+        self._logins += 1
+        if not isinstance(parameters, list):
+            return _json(_login_refused("参数 parameters 缺失或不是数组"))
+        problem = check(parameters)
+        if problem is not None:
+            return _json(_login_refused(problem))
+        session_id = secrets.token_hex(16)
+        self._sessions[session_id] = self.user_name
+        reply = {
+            "Message": None,
+            "MessageCode": "CheckPasswordPolicy",
+            "LoginResultType": 1,
+            "Context": {
+                "UserLocale": "zh-CN",
+                "DBid": self.acct_id,
+                "UserName": self.user_name,
+                "UserId": 100008,
+                "DataCenterName": "FakeK3Cloud",
+            },
+            "KDSVCSessionId": session_id if self.session_id_in_body else None,
+            "IsSuccessByAPI": True,
+        }
+        headers = [("Content-Type", "application/json; charset=utf-8")]
+        if self.session_cookie:
+            headers.append(("Set-Cookie", f"{SESSION_COOKIE}={session_id}; path=/"))
+            headers.append(("Set-Cookie", f"ASP.NET_SessionId={secrets.token_hex(12)}; path=/"))
+        return httpx.Response(200, content=dumps(reply), headers=headers)
+
+    def _check_account(self, parameters: list[Any], count: int) -> str | None:
+        if len(parameters) != count:
+            return f"参数个数应为 {count}"
+        if parameters[0] != self.acct_id:
+            return "数据中心不存在"
+        if parameters[1] != self.user_name:
+            return "用户名或密码错误！"
+        return None
+
+    def _check_password(self, parameters: list[Any]) -> str | None:
+        problem = self._check_account(parameters, 4)
+        if problem is None and (self._password is None or parameters[2] != self._password):
+            problem = "用户名或密码错误！"
+        return problem
+
+    def _check_app_secret(self, parameters: list[Any]) -> str | None:
+        problem = self._check_account(parameters, 5)
+        if problem is None and (
+            self.app_id is None or parameters[2] != self.app_id or parameters[3] != self._app_secret
+        ):
+            problem = "第三方系统登录授权验证失败：应用 ID 或应用密钥错误"
+        return problem
+
+    def _check_sign(self, parameters: list[Any]) -> str | None:
+        problem = self._check_account(parameters, 6)
+        if problem is not None:
+            return problem
+        _, _, app_id, timestamp, sign, _ = parameters
+        if self.app_id is None or self._app_secret is None or app_id != self.app_id:
+            return "第三方系统登录授权验证失败：应用 ID 错误"
+        try:
+            ts = int(timestamp)
+        except (TypeError, ValueError):
+            return "时间戳格式错误"
+        if abs(ts - self._clock()) > self.max_skew:
+            return "签名已过期（时间戳与服务器时间相差过大）"
+        expected = login_sign(self.acct_id, self.user_name, self.app_id, self._app_secret, ts)
+        if not isinstance(sign, str) or not hmac.compare_digest(sign, expected):
+            return "签名验证失败"
+        return None
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def _batch_save(self, form_id: Any, data: dict[str, Any]) -> Any:
+        form = self._form(form_id)
+        models = data.get("Model")
+        if not isinstance(models, list):
+            raise _Fail("BatchSave 的 Model 必须是数组", code=8, field="Model")
+        return self._save_rows(form, models, data)
+
+    def _save(self, form_id: Any, data: dict[str, Any]) -> Any:
+        form = self._form(form_id)
+        model = data.get("Model")
+        if not isinstance(model, dict):
+            raise _Fail("Save 的 Model 必须是对象", code=8, field="Model")
+        reply = self._save_rows(form, [model], data)
+        entities = reply["Result"]["ResponseStatus"]["SuccessEntitys"]
+        if entities:
+            reply["Result"]["Id"] = entities[0]["Id"]
+            reply["Result"]["Number"] = entities[0]["Number"]
+        return reply
+
+    def _save_rows(self, form: _Form, models: list[Any], data: dict[str, Any]) -> Any:
+        update_fields = data.get("NeedUpDateFields") or []
+        return_fields = data.get("NeedReturnFields") or []
+        audited = bool(data.get("IsAutoSubmitAndAudit"))
+        if not isinstance(update_fields, list) or not isinstance(return_fields, list):
+            raise _Fail("NeedUpDateFields / NeedReturnFields 必须是数组", code=8)
+        successes: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        codes: list[int] = []
+        returned: list[dict[str, Any]] = []
+        numbers_in_call: set[str] = set()
+        for index, model in enumerate(models):
+            try:
+                row = self._save_one(form, model, update_fields, audited, numbers_in_call)
+            except _Fail as fail:
+                errors.append(_error(fail.message, index, fail.field))
+                codes.append(fail.code)
+                continue
+            successes.append(
+                {"Id": row[form.id_key], "Number": row.get("FNumber"), "DIndex": index}
+            )
+            returned.append({key: copy.deepcopy(row.get(key)) for key in return_fields})
+        reply = _reply_status(successes=successes, errors=errors, code=codes[0] if codes else 0)
+        reply["Result"]["NeedReturnData"] = returned or [{}]
+        return reply
+
+    def _save_one(
+        self,
+        form: _Form,
+        model: Any,
+        update_fields: list[Any],
+        audited: bool,
+        numbers_in_call: set[str],
+    ) -> dict[str, Any]:
+        if not isinstance(model, dict):
+            raise _Fail("Model 的元素必须是对象", code=8)
+        for key in _REF_FIELDS:
+            if key in model and not (
+                isinstance(model[key], dict) and isinstance(model[key].get("FNumber"), str | int)
+            ):
+                raise _Fail(
+                    f'字段 {key} 的值须为 {{"FNumber": ...}} 形式的基础资料引用', code=9, field=key
+                )
+        row_id = model.get(form.id_key)
+        if row_id not in (None, 0, "", "0"):
+            row = form.find(id=row_id)
+            if row is None:
+                raise _Fail(
+                    f"{form.id_key}={row_id} 的数据不存在，可能已被删除", code=10, field=form.id_key
+                )
+            fields = [f for f in (update_fields or list(model)) if f in model and f != form.id_key]
+            changed = copy.deepcopy(row)
+            changed.update({f: copy.deepcopy(model[f]) for f in fields})
+            self._check_number(form, changed, numbers_in_call, own_id=row[form.id_key])
+        else:
+            changed = copy.deepcopy(model)
+            changed.pop(form.id_key, None)
+            if changed.get("FNumber") in (None, ""):
+                changed["FNumber"] = (
+                    f"{'CUST' if form.is_customer else 'NO'}{len(form.rows) + 1:06d}"
+                )
+            if form.is_customer and not changed.get("FName"):
+                raise _Fail("字段“客户名称”是必填项", code=11, field="FName")
+            self._check_number(form, changed, numbers_in_call, own_id=None)
+            changed[form.id_key] = form.new_id()
+            changed["FDocumentStatus"] = "A"
+            changed.setdefault("FForbidStatus", "A")
+        if audited:
+            changed["FDocumentStatus"] = "C"
+        numbers_in_call.add(str(changed["FNumber"]))
+        form.put(changed)
+        return changed
+
+    @staticmethod
+    def _check_number(
+        form: _Form, row: dict[str, Any], numbers_in_call: set[str], *, own_id: int | None
+    ) -> None:
+        number = str(row.get("FNumber"))
+        holder = form.numbers.get(number)
+        if number in numbers_in_call or (holder is not None and holder != own_id):
+            raise _Fail(DUPLICATE_NUMBER_MESSAGE.format(number=number), code=11, field="FNumber")
+
+    # -- document operations -----------------------------------------------------------------------
+
+    def _operate(
+        self,
+        form_id: Any,
+        data: dict[str, Any],
+        apply: Callable[[_Form, dict[str, Any]], None],
+    ) -> Any:
+        form = self._form(form_id)
+        numbers = data.get("Numbers") or []
+        ids = data.get("Ids") or ""
+        if isinstance(ids, str):
+            ids = [i.strip() for i in ids.split(",") if i.strip()]
+        if not isinstance(numbers, list) or not isinstance(ids, list) or not (numbers or ids):
+            raise _Fail("须给出 Numbers（数组）或 Ids（逗号分隔）", code=8)
+        targets = [("number", n) for n in numbers] + [("id", i) for i in ids]
+        successes: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        codes: list[int] = []
+        for index, (kind, key) in enumerate(targets):
+            row = form.find(number=key) if kind == "number" else form.find(id=key)
+            try:
+                if row is None:
+                    raise _Fail(
+                        f"{'编码' if kind == 'number' else '内码'}为[{key}]的数据不存在", code=10
+                    )
+                entity = {"Id": row[form.id_key], "Number": row.get("FNumber"), "DIndex": index}
+                apply(form, row)
+            except _Fail as fail:
+                errors.append(_error(fail.message, index, fail.field))
+                codes.append(fail.code)
+                continue
+            successes.append(entity)
+        return _reply_status(successes=successes, errors=errors, code=codes[0] if codes else 0)
+
+    @staticmethod
+    def _transition(row: dict[str, Any], allowed: str, to: str, verb: str) -> None:
+        status = row.get("FDocumentStatus", "A")
+        if status not in allowed:
+            raise _Fail(f"[{row.get('FNumber')}] 单据状态为 {status}，不允许{verb}", code=11)
+        row["FDocumentStatus"] = to
+
+    def _submit_one(self, form: _Form, row: dict[str, Any]) -> None:
+        self._transition(row, "AD", "B", "提交")
+
+    def _audit_one(self, form: _Form, row: dict[str, Any]) -> None:
+        self._transition(row, "B", "C", "审核")
+
+    def _unaudit_one(self, form: _Form, row: dict[str, Any]) -> None:
+        self._transition(row, "C", "D", "反审核")
+
+    def _delete_one(self, form: _Form, row: dict[str, Any]) -> None:
+        self._transition(row, "AD", row.get("FDocumentStatus", "A"), "删除")
+        form.remove(row)
+
+    def _view(self, form_id: Any, data: dict[str, Any]) -> Any:
+        form = self._form(form_id)
+        if data.get("Id") not in (None, "", 0):
+            row = form.find(id=data["Id"])
+        elif data.get("Number"):
+            row = form.find(number=data["Number"])
+        else:
+            raise _Fail("须给出 Number 或 Id", code=8)
+        if row is None:
+            raise _Fail("单据不存在或已被删除", code=10)
+        reply = _reply_status()
+        document = copy.deepcopy(row)
+        document.update({"Id": row[form.id_key], "Number": row.get("FNumber")})
+        reply["Result"]["Result"] = document
+        return reply
+
+    # -- queries -----------------------------------------------------------------------------------
+
+    def _query(self, data: dict[str, Any], *, as_objects: bool) -> Any:
+        try:
+            form = self._form(data.get("FormId"))
+            keys = [k.strip() for k in str(data.get("FieldKeys") or "").split(",") if k.strip()]
+            if not keys:
+                raise _Fail("FieldKeys 不能为空", code=8)
+            known = form.known_fields()
+            for key in keys:
+                _check_field(key, known)
+            where = _parse_filter(str(data.get("FilterString") or ""), known)
+            order = _parse_order(str(data.get("OrderString") or ""), known)
+            top, start, limit = (
+                _non_negative(data.get(name), name) for name in ("TopRowCount", "StartRow", "Limit")
+            )
+        except _Fail as fail:
+            return [[_reply_status(errors=[_error(fail.message, 0, fail.field)], code=fail.code)]]
+        rows = [row for row in form.rows.values() if where(row)]
+        for key, descending in reversed(order):
+            rows.sort(key=_sort_by(key), reverse=descending)
+        if top:
+            rows = rows[:top]
+        rows = rows[start : start + limit] if limit else rows[start:]
+        if as_objects:
+            return [{key: _value(row, key) for key in keys} for row in rows]
+        return [[_value(row, key) for key in keys] for row in rows]
+
+
+# -- replies ---------------------------------------------------------------------------------------
+
+
+def _operation(path: str) -> str:
+    """``/k3cloud/Kingdee....DynamicFormService.BatchSave.common.kdsvc`` -> ``BatchSave``."""
+    name = path.rsplit("/", 1)[-1]
+    return name.removesuffix(SERVICE_SUFFIX).rpartition(".")[2]
+
+
+def _json(body: Any) -> httpx.Response:
+    return httpx.Response(
+        200, content=dumps(body), headers={"Content-Type": "application/json; charset=utf-8"}
+    )
+
+
+def _error(message: str, index: int | None, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"FieldName": field, "Message": message}
+    if index is not None:
+        error["DIndex"] = index
+    return error
+
+
+def _reply_status(
+    *,
+    successes: list[dict[str, Any]] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    code: int = 0,
+) -> dict[str, Any]:
+    ok = not errors
+    return {
+        "Result": {
+            "ResponseStatus": {
+                "ErrorCode": 0 if ok else 500,
+                "IsSuccess": ok,
+                "Errors": errors or [],
+                "SuccessEntitys": successes or [],
+                "SuccessMessages": [],
+                "MsgCode": 0 if ok else code,
+            }
+        }
+    }
+
+
+def _status_for(op: str, errors: list[dict[str, Any]], code: int) -> Any:
+    """A whole-call failure, shaped as ``op`` answers (queries: dressed as a data row)."""
+    reply = _reply_status(errors=errors, code=code)
+    return [[reply]] if op in _QUERY_OPS else reply
+
+
+def _login_refused(message: str) -> dict[str, Any]:
+    return {
+        "Message": message,
+        "MessageCode": None,
+        "LoginResultType": 0,
+        "Context": None,
+        "KDSVCSessionId": None,
+        "IsSuccessByAPI": False,
+    }
+
+
+def _session_ids(request: httpx.Request) -> list[str]:
+    found = []
+    header = request.headers.get(SESSION_COOKIE)
+    if header:
+        found.append(header)
+    for cookie_header in request.headers.get_list("cookie"):
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(cookie_header)
+        except CookieError:
+            continue
+        if SESSION_COOKIE in jar:
+            found.append(jar[SESSION_COOKIE].value)
+    return found
+
+
+# -- query language --------------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<number>-?\d+(?:\.\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<op><>|!=|=|\(|\)|,)|(?P<bad>\S))"
+)
+_Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _check_field(key: str, known: set[str]) -> None:
+    if key.split(".", 1)[0] not in known:
+        raise _Fail(f"元数据中标识为{key}的字段不存在", code=9, field=key)
+
+
+def _value(row: dict[str, Any], key: str) -> Any:
+    head, _, tail = key.partition(".")
+    value = row.get(head)
+    if isinstance(value, dict):
+        return value.get(tail or "FNumber")
+    return None if tail else value
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, value)
+    return (2, str(value))
+
+
+def _sort_by(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    return lambda row: _sort_key(_value(row, key))
+
+
+def _non_negative(value: Any, name: str) -> int:
+    try:
+        number = int(value or 0)
+    except (TypeError, ValueError):
+        raise _Fail(f"{name} 必须是整数", code=8) from None
+    if number < 0:
+        raise _Fail(f"{name} 不能为负数", code=8)
+    return number
+
+
+def _tokens(text: str) -> list[tuple[str, Any]]:
+    tokens: list[tuple[str, Any]] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None:  # only trailing whitespace is left
+            break
+        position = match.end()
+        kind = match.lastgroup
+        raw = match.group(kind) if kind else ""
+        if kind == "bad":
+            raise _Fail(f"过滤条件语法错误：无法识别 {raw!r}", code=4)
+        if kind == "string":
+            tokens.append(("literal", raw[1:-1].replace("''", "'")))
+        elif kind == "number":
+            tokens.append(("literal", float(raw) if "." in raw else int(raw)))
+        elif kind == "name" and raw.lower() in ("and", "or", "in"):
+            tokens.append((raw.lower(), raw))
+        elif kind == "name":
+            tokens.append(("name", raw))
+        elif kind == "op":
+            tokens.append((raw, raw))
+    return tokens
+
+
+def _sql_equal(left: Any, right: Any) -> bool:
+    if left is None or right is None:
+        return False  # SQL NULL equals nothing
+    numbers = (int, float)
+    if isinstance(left, numbers) and isinstance(right, numbers):
+        return bool(left == right)
+    if isinstance(left, numbers) or isinstance(right, numbers):
+        try:  # SQL Server converts the text to the number's type
+            return float(str(left)) == float(str(right))
+        except ValueError:
+            return False
+    return str(left) == str(right)
+
+
+class _FilterParser:
+    """``expr := and ('or' and)*; and := atom ('and' atom)*;
+    atom := '(' expr ')' | operand ('='|'<>'|'!=') operand | operand 'in' '(' operand, ... ')'``"""
+
+    def __init__(self, text: str, known: set[str]) -> None:
+        self.tokens = _tokens(text)
+        self.position = 0
+        self.known = known
+
+    def parse(self) -> _Predicate:
+        if not self.tokens:
+            return lambda row: True
+        predicate = self._or()
+        if self.position != len(self.tokens):
+            self._fail(f"多余的 {self.tokens[self.position][1]!r}")
+        return predicate
+
+    def _peek(self) -> str | None:
+        return self.tokens[self.position][0] if self.position < len(self.tokens) else None
+
+    def _take(self, kind: str) -> Any:
+        if self._peek() != kind:
+            found = self.tokens[self.position][1] if self._peek() else "结尾"
+            self._fail(f"应为 {kind!r}，却是 {found!r}")
+        value = self.tokens[self.position][1]
+        self.position += 1
+        return value
+
+    def _fail(self, message: str) -> None:
+        raise _Fail(f"过滤条件语法错误：{message}", code=4)
+
+    def _or(self) -> _Predicate:
+        parts = [self._and()]
+        while self._peek() == "or":
+            self.position += 1
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda row: any(p(row) for p in parts))
+
+    def _and(self) -> _Predicate:
+        parts = [self._atom()]
+        while self._peek() == "and":
+            self.position += 1
+            parts.append(self._atom())
+        return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
+
+    def _operand(self) -> Callable[[dict[str, Any]], Any]:
+        if self._peek() == "name":
+            key = self._take("name")
+            _check_field(key, self.known)
+            return lambda row: _value(row, key)
+        literal = self._take("literal")
+        return lambda row: literal
+
+    def _atom(self) -> _Predicate:
+        if self._peek() == "(":
+            self.position += 1
+            inner = self._or()
+            self._take(")")
+            return inner
+        left = self._operand()
+        op = self._peek()
+        if op == "=":
+            self.position += 1
+            right = self._operand()
+            return lambda row: _sql_equal(left(row), right(row))
+        if op in ("<>", "!="):
+            self.position += 1
+            right = self._operand()
+            return lambda row: (
+                left(row) is not None
+                and right(row) is not None
+                and not _sql_equal(left(row), right(row))
+            )
+        if op == "in":
+            self.position += 1
+            self._take("(")
+            options = [self._operand()]
+            while self._peek() == ",":
+                self.position += 1
+                options.append(self._operand())
+            self._take(")")
+            return lambda row: any(_sql_equal(left(row), o(row)) for o in options)
+        self._fail("只支持 =、<>、in (...)、and、or 与括号")
+        raise AssertionError  # pragma: no cover - _fail raised
+
+
+def _parse_filter(text: str, known: set[str]) -> _Predicate:
+    return _FilterParser(text, known).parse()
+
+
+def _parse_order(text: str, known: set[str]) -> list[tuple[str, bool]]:
+    order = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        words = part.split()
+        if len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+            raise _Fail(f"排序条件语法错误：{part!r}", code=4)
+        _check_field(words[0], known)
+        order.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
+    return order
+
+
+def customer_rows(count: int, *, prefix: str = "C", start: int = 1) -> list[dict[str, Any]]:
+    """``count`` ``BD_Customer`` model objects numbered ``C00001``..., for seeding and tests."""
+    return [
+        {
+            "FNumber": f"{prefix}{n:05d}",
+            "FName": f"Customer {n}",
+            "FCreateOrgId": {"FNumber": "100"},
+            "FUseOrgId": {"FNumber": "100"},
+        }
+        for n in range(start, start + count)
+    ]
