@@ -12,7 +12,7 @@ from ._errors import (
     SDKError,
     snippet,
 )
-from ._models import WireFieldError, WireModel, make_converter, to_camel
+from ._models import WireFieldError, WireModel, make_converter, structure_lenient, to_camel
 from ._redact import MASK, Redactor, mask
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, parse_retry_after
 from ._transport import (
@@ -60,5 +60,6 @@ __all__ = [
     "parse_retry_after",
     "read_env",
     "snippet",
+    "structure_lenient",
     "to_camel",
 ]

@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 import cattrs
 
 _CAMEL_BOUNDARY = re.compile(r"_([a-z0-9])")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+M = TypeVar("M", bound="WireModel")
 
 
 def to_camel(name: str) -> str:
@@ -132,6 +133,35 @@ def _unstructure_factory(converter: cattrs.Converter) -> Callable[[type[Any]], C
         return unstructure
 
     return factory
+
+
+def structure_lenient(
+    converter: cattrs.Converter, data: Mapping[str, Any], cls: type[M]
+) -> tuple[M, list[WireFieldError]]:
+    """Like ``converter.structure(data, cls)``, but a declared field whose value cannot be
+    converted is left unset (its value stays in ``raw``) and reported instead of raised.
+
+    For records where one odd field must not cost the whole batch: the caller decides what to do
+    with the record and the problems (the wire value is never lost).
+    """
+    try:
+        return converter.structure(data, cls), []
+    except WireFieldError:
+        pass
+    problems: list[WireFieldError] = []
+    kwargs: dict[str, Any] = {}
+    attrs.resolve_types(cls)
+    for field in attrs.fields(cls):
+        key = wire_name(field)
+        if field.name == "raw" or data.get(key) is None:
+            continue
+        try:
+            kwargs[field.name] = converter.get_structure_hook(field.type)(data[key], field.type)
+        except Exception as exc:  # reported, with the value, to the caller
+            problems.append(
+                WireFieldError(cls.__name__, key, data[key], str(exc) or type(exc).__name__)
+            )
+    return cls(**kwargs, raw=data), problems  # type: ignore[arg-type]
 
 
 def _is_wire_model(cls: Any) -> bool:

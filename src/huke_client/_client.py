@@ -31,6 +31,7 @@ from _huke_k3_core import (
     mask,
     read_env,
     snippet,
+    structure_lenient,
 )
 
 from ._auth import HukeAuth
@@ -42,7 +43,7 @@ from ._errors import (
     HukeResponseError,
     HukeTimeoutError,
 )
-from ._models import SearchTradesRequest, TimeRange, Trade, TradePage
+from ._models import SearchTradesRequest, TimeRange, Trade, TradePage, converter
 from ._pagination import PagePlan, extract_page, has_next, windows
 
 __all__ = [
@@ -325,14 +326,24 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         found = extract_page(data, where=where, items_key=spec.items_key, redact=self._redact)
         trades: list[Trade] = []
         for index, item in enumerate(found.items):
-            try:
-                trades.append(Trade.from_wire(item))
-            except ValueError as exc:  # WireFieldError, or an item that is not an object
+            if not isinstance(item, Mapping):
                 body = self._redact(snippet(dumps(item)))
                 raise HukeResponseError(
-                    f"{where}: trade #{index} of page {page} is not a valid trade ({exc}): {body}",
+                    f"{where}: trade #{index} of page {page} is not a JSON object: {body}",
                     body=body,
-                ) from exc
+                )
+            # One odd field must not cost the page (and every page after it): the trade is kept
+            # whole in ``raw``, its unreadable declared fields left unset, for the caller to judge.
+            trade, problems = structure_lenient(converter, item, Trade)
+            for problem in problems:
+                self._logger.warning(
+                    "%s page %d trade #%d: %s; left unset, kept in trade.raw",
+                    where,
+                    page,
+                    index,
+                    self._redact(str(problem)),
+                )
+            trades.append(trade)
         # Assumes the earlier pages were full: a single call cannot know better.
         seen = (page - 1) * spec.page_size + len(trades)
         more = has_next(count=len(trades), page_size=spec.page_size, total=found.total, seen=seen)

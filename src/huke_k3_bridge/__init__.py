@@ -1,0 +1,78 @@
+"""Create Kingdee K/3 Cloud customers from NetEase Huke trades, safely and re-runnably.
+
+>>> from huke_client import HukeClient
+>>> from k3cloud_client import K3CloudClient
+>>> from huke_k3_bridge import sync_customers, FileState
+>>> with HukeClient.from_env() as huke, K3CloudClient.from_env() as k3:  # doctest: +SKIP
+...     report = sync_customers(huke, k3, state=FileState("huke-k3.json"))
+...     print(report)
+
+The default transform is the integration scheme's mapping (``trade_to_customer``);
+``CustomerTransform`` makes every part of it configurable, ``CustomerTransform.from_template``
+reads a table like the scheme's (``SCHEME``). ``huke-k3 demo`` shows it all on simulators.
+"""
+
+from ._engine import (
+    DEFAULT_SPAN,
+    DEFAULT_WINDOW,
+    OnExisting,
+    async_sync_customers,
+    split_windows,
+    sync_customers,
+)
+from ._errors import AccountingError, BridgeError, StateError
+from ._progress import ProgressArg, ProgressCallback, ProgressEvent
+from ._report import STATUSES, OutcomeStatus, SyncReport, TradeOutcome
+from ._state import DEFAULT_OVERLAP, FileState, State
+from ._template import (
+    SCHEME,
+    SCHEME_COLLECTION,
+    FieldSpec,
+    Lookup,
+    LookupSource,
+    Template,
+    TemplateError,
+)
+from ._trade import TradeLike
+from ._transform import (
+    CustomerStep,
+    CustomerTransform,
+    SkipTrade,
+    Transform,
+    trade_to_customer,
+)
+
+__all__ = [
+    "DEFAULT_OVERLAP",
+    "DEFAULT_SPAN",
+    "DEFAULT_WINDOW",
+    "SCHEME",
+    "SCHEME_COLLECTION",
+    "STATUSES",
+    "AccountingError",
+    "BridgeError",
+    "CustomerStep",
+    "CustomerTransform",
+    "FieldSpec",
+    "FileState",
+    "Lookup",
+    "LookupSource",
+    "OnExisting",
+    "OutcomeStatus",
+    "ProgressArg",
+    "ProgressCallback",
+    "ProgressEvent",
+    "SkipTrade",
+    "State",
+    "StateError",
+    "SyncReport",
+    "Template",
+    "TemplateError",
+    "TradeLike",
+    "TradeOutcome",
+    "Transform",
+    "async_sync_customers",
+    "split_windows",
+    "sync_customers",
+    "trade_to_customer",
+]

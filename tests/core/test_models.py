@@ -87,3 +87,18 @@ def test_models_are_hashable_and_comparable() -> None:
 def test_round_trip_is_exact(extra: dict[str, Any], nick: str, cid: int) -> None:
     wire = {**extra, "buyerNick": nick, "buyerCid": cid}
     assert converter.unstructure(converter.structure(wire, Sample)) == wire
+
+
+def test_structure_lenient_keeps_what_it_can_and_reports_the_rest() -> None:
+    from _huke_k3_core import structure_lenient
+
+    wire = {"buyerNick": ["not", "text"], "buyerCid": 5, "amount": "x", "other": 1}
+    model, problems = structure_lenient(converter, wire, Sample)
+    assert model.buyer_nick is None
+    assert model.buyer_cid == "5"
+    assert model.amount is None
+    assert dict(model.raw) == wire
+    assert sorted(p.wire_key for p in problems) == ["amount", "buyerNick"]
+    clean, none = structure_lenient(converter, {"buyerNick": "a"}, Sample)
+    assert clean.buyer_nick == "a"
+    assert none == []

@@ -350,3 +350,14 @@ def test_loopback_server_hang_times_out() -> None:
         with pytest.raises(httpx.ReadTimeout):
             http.post(server.url + "/x", content=b"{}")
         assert http.post(server.url + "/x", content=b"{}").status_code == 200
+
+
+def test_loopback_server_disables_nagle_so_replies_are_not_delayed(echo: Echo) -> None:
+    # Headers and body are separate writes; with Nagle on, the body waits for a delayed ACK.
+    import socket
+
+    with echo.serve() as server, httpx.Client() as http:
+        http.post(server.url + "/x", content=b"{}")
+        connections = list(server._server._open)
+        assert connections
+        assert all(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for c in connections)

@@ -136,7 +136,7 @@ def test_a_trade_that_is_not_an_object_is_a_response_error(clock: Clock) -> None
     fake.add_route("trade/searchTrades", lambda body: {"list": [{"tid": "ok"}, "oops"]})
     with fake.client() as client, pytest.raises(HukeResponseError) as info:
         client.search_trades(start=START_MS, end=END_MS)
-    assert "trade #1 of page 1 is not a valid trade" in str(info.value)
+    assert "trade #1 of page 1 is not a JSON object" in str(info.value)
     assert info.value.body == '"oops"'
 
 
@@ -245,3 +245,21 @@ def test_trade_page_fields(clock: Clock) -> None:
     assert (first.page, first.page_size, first.total, first.has_next) == (1, 100, 101, True)
     assert (second.page, len(second.trades), second.has_next) == (2, 1, False)
     assert second.raw == {"list": [second.trades[0].raw], "total": 101}
+
+
+def test_a_trade_with_a_field_of_the_wrong_type_does_not_cost_the_page(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    odd = {"tid": "odd", "buyerNick": {"nested": True}, "buyerCid": "C9"}
+    fake = FakeHuke(APP_KEY, APP_SECRET, clock=clock)
+    fake.add_route("trade/searchTrades", lambda body: {"list": [{"tid": "ok"}, odd]})
+    with fake.client() as client, caplog.at_level("WARNING", logger="huke_client"):
+        page = client.search_trades(start=START_MS, end=END_MS)
+    assert [t["tid"] for t in page.trades] == ["ok", "odd"]
+    kept = page.trades[1]
+    assert kept.buyer_nick is None  # unreadable: left unset ...
+    assert kept.buyer_cid == "C9"  # ... while the readable fields are structured
+    assert dict(kept.raw) == odd  # and nothing of the wire object is lost
+    assert any(
+        "buyerNick" in r.getMessage() and "trade #1" in r.getMessage() for r in caplog.records
+    )

@@ -1,0 +1,246 @@
+"""``huke-k3``: run the sync (``sync``) or see it work on simulators (``demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TextIO
+
+from huke_client import HukeClient, HukeConfigError, HukeError
+from k3cloud_client import K3CloudClient, K3CloudConfigError, K3CloudError
+
+from ._engine import DEFAULT_WINDOW, sync_customers
+from ._errors import StateError
+from ._state import FileState
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+_LOGGERS = ("huke_client", "k3cloud_client", "huke_k3_bridge")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"20h"``, ``"90m"``, ``"1d12h"``, ``"30s"``, ``"2w"`` as a ``timedelta``."""
+    compact = text.strip().replace(" ", "")
+    if not compact or _DURATION.sub("", compact):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration; use a number and a unit: 30s, 90m, 20h, 2d, 1w, 1d12h"
+        )
+    seconds = sum(float(n) * _UNITS[u.lower()] for n, u in _DURATION.findall(compact))
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 date or time (``2024-11-28``, ``2024-11-28T08:00``, ``...Z``, ``...+08:00``);
+    without an offset it is local time."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2024-11-28T08:00:00+08:00)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``huke-k3`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="huke-k3",
+        description="Create Kingdee K/3 Cloud customers from NetEase Huke trades.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the sync twice against built-in simulators (no credentials needed)",
+        description="Start FakeHuke and FakeK3Cloud on 127.0.0.1, seed realistic trades, run "
+        "the real sync through the real clients, then run it again: the second run creates 0.",
+    )
+    demo.add_argument("--trades", type=_positive_int, default=60, help="trades to seed (60)")
+    demo.add_argument("--buyers", type=_positive_int, default=20, help="distinct buyers (20)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the trades (7)")
+    demo.add_argument("--async", dest="use_async", action="store_true", help="use the async engine")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sync = commands.add_parser(
+        "sync",
+        help="sync a time range of trades with real credentials",
+        description="Credentials come from the environment (HUKE_APP_KEY, HUKE_APP_SECRET, "
+        "optional HUKE_BASE_URL, HUKE_EID; K3CLOUD_SERVER_URL, K3CLOUD_ACCT_ID, "
+        "K3CLOUD_USER_NAME, K3CLOUD_APP_ID + K3CLOUD_APP_SECRET or K3CLOUD_PASSWORD, ...) or, for "
+        "K/3 Cloud, from the official SDK's conf.ini (--k3-ini). Exit status: 0 when every trade "
+        "ended well, 1 when some failed, 2 for usage or configuration errors.",
+    )
+    when = sync.add_mutually_exclusive_group()
+    when.add_argument(
+        "--since", type=parse_duration, metavar="DURATION", help="from this long ago (20h, 2d)"
+    )
+    when.add_argument("--start", type=parse_time, metavar="TIME", help="range start, ISO 8601")
+    sync.add_argument("--end", type=parse_time, metavar="TIME", help="range end (default: now)")
+    sync.add_argument("--dry-run", action="store_true", help="look, but save nothing")
+    sync.add_argument(
+        "--on-existing",
+        choices=("skip", "update"),
+        default="skip",
+        help="what to do with customers that already exist (skip)",
+    )
+    sync.add_argument(
+        "--state", metavar="FILE", help="watermark file: resume where the last good run ended"
+    )
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    sync.add_argument("--k3-ini", metavar="PATH", help="K/3 Cloud settings from a conf.ini")
+    sync.add_argument("--k3-section", metavar="NAME", help="section of the conf.ini")
+    sync.add_argument(
+        "--window",
+        type=parse_duration,
+        default=DEFAULT_WINDOW,
+        metavar="DURATION",
+        help="longest range fetched in one go (1d)",
+    )
+    sync.add_argument(
+        "--batch-size", type=_positive_int, default=400, help="customers per BatchSave (400)"
+    )
+    sync.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+class _LogSetup:
+    """Send the SDK's loggers to stderr for the duration of one command."""
+
+    def __init__(self, verbosity: int, stream: TextIO) -> None:
+        level = (
+            logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+        )
+        self.handler = logging.StreamHandler(stream)
+        self.handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.saved: list[tuple[logging.Logger, int]] = []
+        for name in _LOGGERS:
+            log = logging.getLogger(name)
+            self.saved.append((log, log.level))
+            log.setLevel(level)
+            log.addHandler(self.handler)
+
+    def close(self) -> None:
+        for log, level in self.saved:
+            log.removeHandler(self.handler)
+            log.setLevel(level)
+
+
+def _clients(
+    args: argparse.Namespace,
+) -> tuple[HukeClient | None, K3CloudClient | None, list[str]]:
+    problems: list[str] = []
+    huke: HukeClient | None = None
+    k3: K3CloudClient | None = None
+    try:
+        huke = HukeClient.from_env()
+    except (HukeConfigError, ValueError) as exc:
+        problems.append(f"Huke: {exc}")
+    try:
+        if args.k3_ini:
+            k3 = K3CloudClient.from_ini(args.k3_ini, section=args.k3_section)
+        else:
+            k3 = K3CloudClient.from_env()
+    except (K3CloudConfigError, ValueError, OSError) as exc:
+        problems.append(f"K/3 Cloud: {exc}")
+    return huke, k3, problems
+
+
+def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    huke, k3, problems = _clients(args)
+    if problems or huke is None or k3 is None:
+        for problem in problems:
+            print(f"huke-k3: configuration error: {problem}", file=err)
+        for client in (huke, k3):
+            if client is not None:
+                client.close()
+        return EXIT_USAGE
+    start: datetime | None = args.start
+    if args.since is not None:
+        end = args.end or datetime.now(timezone.utc).astimezone()
+        start = end - args.since
+    try:
+        with huke, k3:
+            report = sync_customers(
+                huke,
+                k3,
+                start=start,
+                end=args.end,
+                on_existing=args.on_existing,
+                batch_size=args.batch_size,
+                dry_run=args.dry_run,
+                state=FileState(args.state) if args.state else None,
+                progress=False if args.no_progress or args.json else None,
+                window=args.window,
+            )
+    except (StateError, ValueError) as exc:
+        print(f"huke-k3: {exc}", file=err)
+        return EXIT_USAGE
+    except (HukeError, K3CloudError) as exc:  # pragma: no cover - the engine reports these
+        print(f"huke-k3: {exc}", file=err)
+        return EXIT_FAILED
+    print(report.to_json(indent=2) if args.json else report, file=out)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run ``huke-k3`` with ``argv`` (default: the command line); returns the exit status."""
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage message
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    logs = _LogSetup(args.verbose, err)
+    started = time.perf_counter()
+    try:
+        if args.command == "demo":
+            from ._demo import run_demo
+
+            return run_demo(
+                trades=args.trades,
+                buyers=args.buyers,
+                seed=args.seed,
+                use_async=args.use_async,
+                progress=False if args.no_progress else None,
+                out=out,
+            )
+        return _sync(args, out, err)
+    except KeyboardInterrupt:
+        print("huke-k3: interrupted; re-run to finish (nothing is saved twice)", file=err)
+        return 130
+    finally:
+        logging.getLogger("huke_k3_bridge").debug(
+            "command took %.2fs", time.perf_counter() - started
+        )
+        logs.close()

@@ -1,0 +1,282 @@
+"""What a sync did: one outcome per trade, counts, run-level errors, in text, HTML and JSON."""
+
+from __future__ import annotations
+
+import collections
+import html
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+
+from ._errors import AccountingError
+
+OutcomeStatus = Literal["created", "updated", "existed", "skipped", "failed", "merged"]
+#: Every status, in the order reports show them.
+STATUSES: tuple[OutcomeStatus, ...] = (
+    "created",
+    "updated",
+    "existed",
+    "skipped",
+    "failed",
+    "merged",
+)
+
+_LISTED = 20  # outcomes listed by name in str(); the rest are counted
+_HTML_ROWS = 200
+
+
+def _clip(text: str | None, limit: int = 160) -> str:
+    if text is None:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.isoformat(sep=" ", timespec="seconds")
+
+
+@attrs.frozen
+class TradeOutcome:
+    """What happened to one trade.
+
+    ``status`` is one of:
+
+    - ``created``: its customer was created in K/3 Cloud;
+    - ``updated``: its customer existed and was updated (``on_existing="update"``);
+    - ``existed``: its customer existed and was left as it was (``on_existing="skip"``);
+    - ``skipped``: it cannot become a customer (``reason`` says why, e.g. no buyerCid);
+    - ``failed``: it should have been saved and was not (``reason`` quotes the error);
+    - ``merged``: another trade of the same buyer won (``merged_into`` is that trade's position).
+    """
+
+    #: 0-based position of the trade in the run's stream of fetched trades.
+    position: int
+    status: OutcomeStatus
+    #: The trade's own id, when it has one.
+    trade_id: str | None = None
+    #: The trade's ``buyerCid`` as received (text), when it is text.
+    buyer_cid: str | None = None
+    #: The customer number (``FNumber``) the trade mapped to.
+    number: str | None = None
+    #: The customer name (``FName``) the trade mapped to.
+    name: str | None = None
+    #: Why (skipped, failed, merged) or a note (e.g. "confirmed after an uncertain reply").
+    reason: str | None = None
+    #: For ``merged``: the position of the trade whose customer was saved instead.
+    merged_into: int | None = None
+    #: The customer's internal id in K/3 Cloud (``FCUSTID``), when known.
+    customer_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Everything but ``failed``."""
+        return self.status != "failed"
+
+    @property
+    def identity(self) -> str:
+        """How the trade is named in messages: id, buyerCid and position."""
+        parts = []
+        if self.trade_id is not None:
+            parts.append(f"trade {_clip(self.trade_id, 40)}")
+        else:
+            parts.append("trade")
+        if self.buyer_cid is not None:
+            parts.append(f"buyerCid {_clip(self.buyer_cid, 40)!r}")
+        parts.append(f"#{self.position}")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome as a flat dict of plain values."""
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class SyncReport:
+    """The result of one sync run: an outcome for every fetched trade, plus run-level errors.
+
+    ``ok`` is true when no trade failed and the run itself had no error (such as Huke failing
+    to deliver a page after its retries). ``str(report)`` is a readable summary,
+    ``report.to_dicts()`` feeds ``pandas.DataFrame``, ``report.to_json()`` is for machines, and
+    notebooks show an HTML table.
+    """
+
+    #: The time range that was synced.
+    start: datetime
+    end: datetime
+    #: One outcome per fetched trade, in stream order.
+    outcomes: tuple[TradeOutcome, ...] = ()
+    #: Run-level errors (a window that could not be fetched, a lookup that failed ...).
+    errors: tuple[str, ...] = ()
+    #: Observations that are not errors (e.g. one buyer with different names in one run).
+    notes: tuple[str, ...] = ()
+    #: True when nothing was saved: the statuses say what a real run would have done.
+    dry_run: bool = False
+    on_existing: str = "skip"
+    #: The state's watermark after the run, if it was advanced.
+    watermark: datetime | None = None
+    #: Where the run started from a stored watermark (minus the overlap), if it did.
+    resumed_from: datetime | None = None
+    #: Wall time of the run, seconds.
+    elapsed: float = 0.0
+
+    # -- figures ----------------------------------------------------------------------------
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Trades per status, every status present (zeros included)."""
+        tally = collections.Counter(outcome.status for outcome in self.outcomes)
+        return {status: tally.get(status, 0) for status in STATUSES}
+
+    @property
+    def total(self) -> int:
+        """Trades fetched (each has exactly one outcome)."""
+        return len(self.outcomes)
+
+    @property
+    def failures(self) -> tuple[TradeOutcome, ...]:
+        """The failed outcomes."""
+        return self.by_status("failed")
+
+    def by_status(self, *statuses: OutcomeStatus) -> tuple[TradeOutcome, ...]:
+        """The outcomes with any of the given statuses, in stream order."""
+        return tuple(o for o in self.outcomes if o.status in statuses)
+
+    @property
+    def ok(self) -> bool:
+        """No trade failed and the run had no error."""
+        return not self.errors and all(o.ok for o in self.outcomes)
+
+    def check(self, fetched: int | None = None) -> None:
+        """Raise :class:`AccountingError` unless every trade has exactly one sound outcome."""
+        expected = self.total if fetched is None else fetched
+        problems: list[str] = []
+        if self.total != expected:
+            problems.append(f"{expected} trades fetched but {self.total} outcomes")
+        positions = [o.position for o in self.outcomes]
+        if positions != list(range(len(positions))):
+            problems.append("outcome positions are not 0..n-1 in order")
+        if sum(self.counts.values()) != self.total:
+            problems.append("an outcome has an unknown status")
+        for outcome in self.outcomes:
+            if outcome.status in ("skipped", "failed", "merged") and not outcome.reason:
+                problems.append(f"{outcome.identity} is {outcome.status} without a reason")
+            if outcome.status == "merged":
+                target = outcome.merged_into
+                if target is None or not 0 <= target < self.total:
+                    problems.append(f"{outcome.identity} is merged into nothing")
+                elif self.outcomes[target].status == "merged":
+                    problems.append(f"{outcome.identity} is merged into a merged trade")
+            elif outcome.status in ("created", "updated", "existed") and not outcome.number:
+                problems.append(f"{outcome.identity} is {outcome.status} without a number")
+        if problems:
+            raise AccountingError("sync report does not add up: " + "; ".join(problems[:5]))
+
+    # -- renderings -------------------------------------------------------------------------
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """One flat dict per trade (``pandas.DataFrame(report.to_dicts())``)."""
+        return [outcome.to_dict() for outcome in self.outcomes]
+
+    def summary(self) -> dict[str, Any]:
+        """The run without its outcomes: window, counts, errors, notes."""
+        return {
+            "ok": self.ok,
+            "dry_run": self.dry_run,
+            "on_existing": self.on_existing,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "resumed_from": None if self.resumed_from is None else self.resumed_from.isoformat(),
+            "watermark": None if self.watermark is None else self.watermark.isoformat(),
+            "elapsed_seconds": round(self.elapsed, 3),
+            "total": self.total,
+            "counts": self.counts,
+            "errors": list(self.errors),
+            "notes": list(self.notes),
+        }
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The summary and every outcome as JSON text."""
+        return json.dumps(
+            {**self.summary(), "outcomes": self.to_dicts()}, ensure_ascii=False, indent=indent
+        )
+
+    def _headline(self) -> str:
+        verdict = "OK" if self.ok else "NOT OK"
+        dry = " (dry run: nothing was saved)" if self.dry_run else ""
+        return f"Customer sync {_when(self.start)} .. {_when(self.end)}: {verdict}{dry}"
+
+    def _count_line(self) -> str:
+        counts = self.counts
+        parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES)
+        return f"{self.total} trades: {parts}"
+
+    def _listed(self) -> Iterable[TradeOutcome]:
+        return (*self.by_status("failed"), *self.by_status("skipped"))
+
+    def __str__(self) -> str:
+        lines = [self._headline(), "  " + self._count_line()]
+        if self.resumed_from is not None:
+            lines.append(f"  resumed from the stored watermark: {_when(self.resumed_from)}")
+        listed = list(self._listed())
+        for outcome in listed[:_LISTED]:
+            lines.append(f"  {outcome.status:<8} {outcome.identity}: {_clip(outcome.reason)}")
+        if len(listed) > _LISTED:
+            lines.append(f"  … and {len(listed) - _LISTED} more failed or skipped")
+        for note in self.notes[:_LISTED]:
+            lines.append(f"  note: {_clip(note)}")
+        if len(self.notes) > _LISTED:
+            lines.append(f"  … and {len(self.notes) - _LISTED} more notes")
+        for error in self.errors:
+            lines.append(f"  error: {_clip(error, 400)}")
+        if self.watermark is not None:
+            lines.append(f"  watermark advanced to {_when(self.watermark)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s}={n}" for s, n in self.counts.items())
+        return f"SyncReport(ok={self.ok}, total={self.total}, {counts}, errors={len(self.errors)})"
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        counts = self.counts
+        head = "".join(f"<th>{esc(s)}</th>" for s in STATUSES)
+        cells = "".join(f"<td>{counts[s]}</td>" for s in STATUSES)
+        parts = [
+            f"<p><b>{esc(self._headline())}</b> ({self.total} trades)</p>",
+            f"<table><tr>{head}</tr><tr>{cells}</tr></table>",
+        ]
+        listed = list(self._listed())
+        if listed:
+            rows = "".join(
+                "<tr>"
+                + "".join(
+                    f"<td>{esc(_clip(v, 200))}</td>"
+                    for v in (
+                        str(o.position),
+                        o.status,
+                        o.trade_id or "",
+                        o.buyer_cid or "",
+                        o.reason or "",
+                    )
+                )
+                + "</tr>"
+                for o in listed[:_HTML_ROWS]
+            )
+            more = len(listed) - _HTML_ROWS
+            parts.append(
+                "<table><tr><th>#</th><th>status</th><th>trade</th><th>buyerCid</th>"
+                f"<th>reason</th></tr>{rows}</table>"
+                + (f"<p>… and {more} more</p>" if more > 0 else "")
+            )
+        for kind, items in (("note", self.notes), ("error", self.errors)):
+            if items:
+                parts.append(
+                    "<ul>"
+                    + "".join(f"<li>{kind}: {esc(_clip(i, 400))}</li>" for i in items[:_LISTED])
+                    + "</ul>"
+                )
+        return "\n".join(parts)

@@ -1,0 +1,203 @@
+"""Declarative field mappings that read like the integration scheme's table.
+
+A mapping such as ``{"FName": "{{buyerNick}}", "FNumber": "{{buyerCid}}", "FCreateOrgId": "100"}``
+says, per K/3 Cloud field, where its value comes from:
+
+- a text with ``{{wireField}}`` placeholders, filled from the trade's wire fields;
+- a plain constant (``"100"``, ``True``);
+- a callable ``trade -> value``;
+- a :class:`Lookup` into a keyed data set (the scheme's ``_findCollection``).
+
+Placeholders are substituted by a regular expression and a dictionary look-up: the text between
+the braces is only ever a field *name*. Nothing is evaluated, so ``{{__import__('os')}}`` is just
+the name of a field that no trade has.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+import attrs
+
+from ._trade import TradeLike, as_text, describe_trade, short, wire_fields
+
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+
+#: Where a looked-up value comes from: a mapping ``key -> value`` or a callable ``key -> value``.
+LookupSource: TypeAlias = Mapping[str, str] | Callable[[str], str | None]
+
+
+class TemplateError(ValueError):
+    """A field of a template could not be filled from a trade.
+
+    Raised, for instance, when a placeholder names a wire field the trade does not have. The
+    message names the K/3 field, the placeholder and the trade.
+    """
+
+    def __init__(self, message: str, *, target: str | None, field: str | None) -> None:
+        super().__init__(message)
+        #: The K/3 Cloud field being filled (``"FName"``), when known.
+        self.target = target
+        #: The wire field the placeholder names (``"buyerNick"``).
+        self.field = field
+
+
+@attrs.frozen
+class Lookup:
+    """A value found in a user-owned keyed data set: the scheme's ``_findCollection``.
+
+    The scheme's ``FDescription`` reads "find 唯一ID in collection dd359ae0-… where
+    cid = {{buyerCid}}". ``Lookup`` records that sentence; the data itself is supplied when the
+    transform is built (``CustomerTransform.from_template(..., lookups={collection: source})``)
+    as a mapping or a callable. Without a source the field is left empty.
+    """
+
+    #: The data set's id (the scheme's collection uuid).
+    collection: str
+    #: Template of the key to look up, e.g. ``"{{buyerCid}}"``.
+    key: str = "{{buyerCid}}"
+    #: The value's name in the data set (documentation: the source returns it directly).
+    field: str = "唯一ID"
+    #: The data set's key column (documentation, as above).
+    where: str = "cid"
+
+
+#: The integration scheme's collection behind ``FDescription``.
+SCHEME_COLLECTION = "dd359ae0-f1c0-3d0a-b38e-df1d6bf1f756"
+
+#: The integration scheme's target table, row for row: K/3 Cloud field -> value.
+SCHEME: Mapping[str, Any] = MappingProxyType(
+    {
+        "FName": "{{buyerNick}}",
+        "FNumber": "{{buyerCid}}",
+        "FCreateOrgId": "100",
+        "FUseOrgId": "100",
+        "FDescription": Lookup(SCHEME_COLLECTION, key="{{buyerCid}}", field="唯一ID", where="cid"),
+        "FormId": "BD_Customer",
+        "Operation": "BatchSave",
+        "IsAutoSubmitAndAudit": True,
+        "IsVerifyBaseDataField": False,
+    }
+)
+
+#: Rows of a scheme table that describe the call rather than a field of the model.
+CALL_KEYS = frozenset({"FormId", "Operation", "IsAutoSubmitAndAudit", "IsVerifyBaseDataField"})
+
+#: What one field of a mapping may be: a template or constant, a callable, or a lookup.
+FieldSpec: TypeAlias = str | int | float | bool | Lookup | Callable[[Any], Any] | None
+
+
+def _lookup_field(fields: Mapping[str, Any], name: str) -> tuple[bool, Any]:
+    if name in fields:
+        return True, fields[name]
+    # ``a.b`` walks into nested objects, for wire fields that hold one.
+    if "." in name:
+        current: Any = fields
+        for part in name.split("."):
+            if not isinstance(current, Mapping) or part not in current:
+                return False, None
+            current = current[part]
+        return True, current
+    return False, None
+
+
+@attrs.frozen
+class Template:
+    """A text with ``{{wireField}}`` placeholders, parsed once.
+
+    ``Template("VIP {{buyerNick}}").render(trade)`` gives ``"VIP 张三"``. A placeholder whose field
+    is absent raises :class:`TemplateError`; a field that is present but null renders as ``""``; a
+    field holding a list, an object or a boolean is not text and raises as well.
+    """
+
+    text: str
+    #: Literal text and field names, alternating, starting with text.
+    parts: tuple[str, ...] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        pieces = _PLACEHOLDER.split(self.text)
+        # split() alternates text and captured names; strip the spaces people put in "{{ x }}".
+        parts = tuple(p if i % 2 == 0 else p.strip() for i, p in enumerate(pieces))
+        object.__setattr__(self, "parts", parts)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The wire fields the template reads, in order."""
+        return self.parts[1::2]
+
+    def render(self, trade: TradeLike, *, target: str | None = None) -> str:
+        """The text with every placeholder replaced by the trade's field as text."""
+        fields = wire_fields(trade)
+        out: list[str] = []
+        for i, part in enumerate(self.parts):
+            if i % 2 == 0:
+                out.append(part)
+                continue
+            found, value = _lookup_field(fields, part)
+            where = f" for {target}" if target else ""
+            if not found:
+                seen = ", ".join(sorted(map(str, fields))[:20]) or "none"
+                raise TemplateError(
+                    f"template {short(self.text)}{where} names field {short(part)}, which "
+                    f"{describe_trade(trade)} does not have (its fields: {seen})",
+                    target=target,
+                    field=part,
+                )
+            if value is None:
+                continue
+            text = as_text(value)
+            if text is None:
+                raise TemplateError(
+                    f"template {short(self.text)}{where}: field {short(part)} of "
+                    f"{describe_trade(trade)} is {type(value).__name__} {short(value)}, not text",
+                    target=target,
+                    field=part,
+                )
+            out.append(text)
+        return "".join(out)
+
+
+@functools.lru_cache(maxsize=1024)
+def compile_template(text: str) -> Template:
+    """``Template(text)``, parsed once per distinct text."""
+    return Template(text)
+
+
+def is_template(value: object) -> bool:
+    """Whether a mapping value is a template (a text with at least one placeholder)."""
+    return isinstance(value, str) and _PLACEHOLDER.search(value) is not None
+
+
+def lookup(source: LookupSource | None, key: str) -> str | None:
+    """``source[key]`` (or ``source(key)``), ``None`` when the key is not there."""
+    if source is None:
+        return None
+    value = source.get(key) if isinstance(source, Mapping) else source(key)
+    if value is None:
+        return None
+    text = as_text(value)
+    if text is None:
+        raise TypeError(f"lookup of {short(key)} gave {type(value).__name__}, not text")
+    return text
+
+
+def resolve(
+    spec: FieldSpec,
+    trade: TradeLike,
+    *,
+    target: str,
+    lookups: Mapping[str, LookupSource] | None = None,
+) -> Any:
+    """The value of one mapping field for ``trade``."""
+    if isinstance(spec, str):
+        return compile_template(spec).render(trade, target=target) if is_template(spec) else spec
+    if isinstance(spec, Lookup):
+        key = compile_template(spec.key).render(trade, target=target)
+        return lookup((lookups or {}).get(spec.collection), key)
+    if callable(spec):
+        return spec(trade)
+    return spec

@@ -1,0 +1,288 @@
+"""Turning a Huke trade into a K/3 Cloud customer: the scheme's mapping, configurable and composable."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+import attrs
+from typing_extensions import Self
+
+from k3cloud_client import Customer
+
+from ._template import (
+    CALL_KEYS,
+    SCHEME,
+    FieldSpec,
+    LookupSource,
+    Template,
+    TemplateError,
+    is_template,
+    lookup,
+    resolve,
+)
+from ._trade import TradeLike, as_text, short, wire_fields
+
+#: A transform: one trade in, one customer out (or :class:`SkipTrade`).
+Transform: TypeAlias = Callable[[Any], Customer]
+#: A composition step: ``(trade, customer so far) -> customer``.
+CustomerStep: TypeAlias = Callable[[Any, Customer], Customer]
+#: Where a customer's name comes from when the nickname is empty.
+NameFallback: TypeAlias = str | Callable[[Any], str | None] | None
+
+#: The fields the bridge itself sets; a mapping may not.
+_RESERVED = frozenset({"FCUSTID"})
+_MAIN = ("FNumber", "FName", "FCreateOrgId", "FUseOrgId", "FDescription")
+#: How the scheme saves: submitted and audited in the same call, base data not verified.
+SCHEME_SAVE_FLAGS: Mapping[str, bool] = MappingProxyType(
+    {key: SCHEME[key] for key in ("IsAutoSubmitAndAudit", "IsVerifyBaseDataField")}
+)
+
+
+class SkipTrade(Exception):
+    """Raised by a transform for a trade that cannot become a customer.
+
+    The sync reports the trade as ``skipped`` with ``reason``; it is not an error.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        #: Why the trade was skipped, as shown in the report.
+        self.reason = reason
+
+
+def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+def _check_field_names(fields: Mapping[str, Any]) -> None:
+    for key in fields:
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"field names must be non-empty text, got {key!r}")
+        if key in _RESERVED:
+            raise ValueError(f"{key} is set by the bridge (existing customers are updated by it)")
+        if key in CALL_KEYS:
+            raise ValueError(
+                f"{key} describes the call, not a field of the customer: "
+                "use CustomerTransform.from_template for a full scheme table"
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _single_placeholder(spec: str) -> str | None:
+    """The field name when ``spec`` is exactly one placeholder (``"{{buyerCid}}"``)."""
+    template = Template(spec)
+    if template.parts[0] == "" and len(template.parts) == 3 and template.parts[2] == "":
+        return template.parts[1]
+    return None
+
+
+def _missing_number_reason(spec: FieldSpec, trade: TradeLike, error: Exception | None) -> str:
+    """A short, specific reason why a trade has no customer number."""
+    name = _single_placeholder(spec) if isinstance(spec, str) and is_template(spec) else None
+    if name is not None:
+        fields = wire_fields(trade)
+        if name not in fields:
+            return f"trade has no {name}"
+        value = fields[name]
+        if value is None:
+            return f"{name} is null"
+        if as_text(value) is None:
+            return f"{name} is {type(value).__name__} {short(value, 40)}, not text"
+        return f"{name} is blank"
+    if error is not None:
+        return f"no customer number: {error}"
+    return "no customer number: FNumber is empty"
+
+
+def _default_name_fallback() -> NameFallback:
+    return "{{buyerCid}}"
+
+
+@attrs.frozen
+class CustomerTransform:
+    """The scheme's trade -> ``BD_Customer`` mapping, with every part configurable.
+
+    Called with a trade, it returns a ``k3cloud_client.Customer``:
+
+    - ``FNumber`` = ``buyerCid`` (stripped). A trade without one raises :class:`SkipTrade`.
+    - ``FName`` = ``buyerNick``; when that is empty, ``name_fallback`` (a template, by default
+      ``"{{buyerCid}}"``, or a callable; ``None`` skips such trades instead).
+    - ``FCreateOrgId`` / ``FUseOrgId`` = ``create_org`` / ``use_org`` (``"100"``).
+    - ``FDescription`` = ``description[buyerCid]``: the stand-in for the scheme's "find 唯一ID in
+      collection … where cid = buyerCid". A mapping or a callable ``cid -> str | None``.
+
+    It is immutable; :meth:`with_fields` and :meth:`then` return changed copies::
+
+        transform = CustomerTransform(description=unique_ids).with_fields(
+            FName=lambda trade: trade["buyerNick"].title(),
+        ).then(lambda trade, customer: attrs.evolve(customer, use_org="200"))
+    """
+
+    #: ``FCreateOrgId``: the creating organisation's number.
+    create_org: str = "100"
+    #: ``FUseOrgId``: the using organisation's number.
+    use_org: str = "100"
+    #: Source of ``FDescription``, keyed by customer number (buyerCid).
+    description: LookupSource | None = None
+    #: Name used when the nickname is empty: a template, a callable ``trade -> str``, or None.
+    name_fallback: NameFallback = attrs.field(factory=_default_name_fallback)
+    #: Per-field overrides, K/3 field name -> template, constant, callable or ``Lookup``.
+    fields: Mapping[str, FieldSpec] = attrs.field(factory=dict, converter=_freeze)
+    #: Data sets for ``Lookup`` values, by collection id.
+    lookups: Mapping[str, LookupSource] = attrs.field(factory=dict, converter=_freeze)
+    #: Composition steps applied in order to the customer built from the fields.
+    steps: tuple[CustomerStep, ...] = ()
+    #: BatchSave flags for customers this transform makes (the scheme's by default).
+    save_flags: Mapping[str, bool] = attrs.field(
+        factory=lambda: dict(SCHEME_SAVE_FLAGS), converter=_freeze
+    )
+
+    def __attrs_post_init__(self) -> None:
+        _check_field_names(self.fields)
+
+    # -- building -----------------------------------------------------------------------------
+
+    def with_fields(self, **fields: FieldSpec) -> Self:
+        """A copy where the named K/3 fields come from the given specs.
+
+        Each value is a ``{{wireField}}`` template, a constant, a callable ``trade -> value``, or
+        a ``Lookup``. ``FDescription=None`` leaves the description empty. Fields that are not
+        one of ``Customer``'s own go into the model as they are (``FShortName=...``).
+        """
+        return attrs.evolve(self, fields={**self.fields, **fields})
+
+    def then(self, step: CustomerStep) -> Self:
+        """A copy that passes each customer through ``step(trade, customer) -> customer``."""
+        if not callable(step):
+            raise TypeError(f"a step must be callable, not {type(step).__name__}")
+        return attrs.evolve(self, steps=(*self.steps, step))
+
+    @classmethod
+    def from_template(
+        cls,
+        table: Mapping[str, Any],
+        *,
+        lookups: Mapping[str, LookupSource] | None = None,
+        name_fallback: NameFallback = "{{buyerCid}}",
+    ) -> CustomerTransform:
+        """A transform from a table that reads like the scheme's (see ``SCHEME``).
+
+        Model fields (``FName``, ``FNumber``, ...) map to templates, constants, callables or
+        ``Lookup`` values; the call rows (``FormId``, ``Operation``, ``IsAutoSubmitAndAudit``,
+        ``IsVerifyBaseDataField``) are checked and become the save flags. ``lookups`` supplies
+        the data sets named by ``Lookup`` values; ``name_fallback`` is as for the class.
+        """
+        fields = {k: v for k, v in table.items() if k not in CALL_KEYS}
+        form_id = table.get("FormId", "BD_Customer")
+        if form_id != "BD_Customer":
+            raise ValueError(f"a customer table saves FormId 'BD_Customer', not {form_id!r}")
+        operation = table.get("Operation", "BatchSave")
+        if operation != "BatchSave":
+            raise ValueError(f"the bridge saves with Operation 'BatchSave', not {operation!r}")
+        flags = dict(SCHEME_SAVE_FLAGS)
+        for key in ("IsAutoSubmitAndAudit", "IsVerifyBaseDataField"):
+            if key in table:
+                if not isinstance(table[key], bool):
+                    raise ValueError(f"{key} must be true or false, not {table[key]!r}")
+                flags[key] = table[key]
+        return cls(
+            fields=fields, lookups=lookups or {}, save_flags=flags, name_fallback=name_fallback
+        )
+
+    # -- applying -----------------------------------------------------------------------------
+
+    def __call__(self, trade: TradeLike) -> Customer:
+        """The customer for ``trade``; raises :class:`SkipTrade` when there can be none."""
+        number = self._number(trade)
+        name = self._name(trade)
+        create_org = self._text(trade, "FCreateOrgId", self.create_org)
+        use_org = self._text(trade, "FUseOrgId", self.use_org)
+        if "FDescription" in self.fields:
+            description = self._optional_text(trade, "FDescription")
+        else:
+            description = lookup(self.description, number)
+        extra = {
+            key: resolve(spec, trade, target=key, lookups=self.lookups)
+            for key, spec in self.fields.items()
+            if key not in _MAIN
+        }
+        customer = Customer(
+            number,
+            name,
+            create_org=create_org,
+            use_org=use_org,
+            description=description,
+            extra=extra,
+        )
+        for step in self.steps:
+            result = step(trade, customer)
+            if not isinstance(result, Customer):
+                raise TypeError(
+                    f"transform step {getattr(step, '__name__', step)!r} returned "
+                    f"{type(result).__name__}, not a Customer"
+                )
+            customer = result
+        return customer
+
+    def _number(self, trade: TradeLike) -> str:
+        spec = self.fields.get("FNumber", "{{buyerCid}}")
+        try:
+            value = resolve(spec, trade, target="FNumber", lookups=self.lookups)
+        except TemplateError as exc:
+            raise SkipTrade(_missing_number_reason(spec, trade, exc)) from None
+        text = as_text(value)
+        if value is not None and text is None:
+            raise SkipTrade(f"FNumber is {type(value).__name__} {short(value, 40)}, not text")
+        if text is None or not text.strip():
+            raise SkipTrade(_missing_number_reason(spec, trade, None))
+        return text.strip()
+
+    def _name(self, trade: TradeLike) -> str:
+        spec = self.fields.get("FName", "{{buyerNick}}")
+        try:
+            name = as_text(resolve(spec, trade, target="FName", lookups=self.lookups))
+        except TemplateError:
+            # A missing or non-text nickname is what the fallback is for.
+            name = None
+        if name is not None and name.strip():
+            return name.strip()
+        fallback = self.name_fallback
+        if fallback is None:
+            raise SkipTrade("buyerNick is empty and no name fallback is configured")
+        value = resolve(fallback, trade, target="FName", lookups=self.lookups)
+        text = as_text(value)
+        if text is None or not text.strip():
+            raise SkipTrade("buyerNick is empty and the name fallback gave no name")
+        return text.strip()
+
+    def _text(self, trade: TradeLike, target: str, default: str) -> str:
+        value = self._optional_text(trade, target) if target in self.fields else default
+        if value is None or not value.strip():
+            raise ValueError(f"{target} is empty")
+        return value
+
+    def _optional_text(self, trade: TradeLike, target: str) -> str | None:
+        value = resolve(self.fields[target], trade, target=target, lookups=self.lookups)
+        if value is None:
+            return None
+        text = as_text(value)
+        if text is None:
+            raise TypeError(f"{target} is {type(value).__name__} {short(value, 40)}, not text")
+        return text
+
+
+_SCHEME_TRANSFORM = CustomerTransform()
+
+
+def trade_to_customer(trade: TradeLike) -> Customer:
+    """The integration scheme's mapping of one trade to one ``BD_Customer``.
+
+    ``FName`` = ``buyerNick`` (``buyerCid`` when the nickname is empty), ``FNumber`` =
+    ``buyerCid``, ``FCreateOrgId`` = ``FUseOrgId`` = ``"100"``, no ``FDescription`` (the scheme's
+    collection is yours: pass it as ``CustomerTransform(description=...)``). A trade without a
+    ``buyerCid`` raises :class:`SkipTrade`, which the sync reports as skipped.
+    """
+    return _SCHEME_TRANSFORM(trade)
