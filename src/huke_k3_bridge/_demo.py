@@ -20,6 +20,7 @@ from k3cloud_client.testing import FakeK3Cloud
 from ._engine import async_sync_customers, sync_customers
 from ._progress import ProgressArg
 from ._report import SyncReport
+from ._transform import CustomerTransform
 
 # Demo credentials: the Huke values are made up; the K/3 Cloud ones are the public demo values
 # of Kingdee's own SDK documentation. Neither opens anything real.
@@ -66,6 +67,13 @@ def _most_frequent_buyer(items: list[dict[str, Any]]) -> str:
     return counts.most_common(1)[0][0]
 
 
+def unique_id_collection(items: list[dict[str, Any]]) -> dict[str, str]:
+    """The demo's stand-in for the scheme's user-owned collection (唯一ID by cid). One buyer
+    is deliberately missing from it, so that customer gets no description."""
+    cids = sorted({str(t["buyerCid"]) for t in items if t.get("buyerCid")})
+    return {cid: f"UID-{index:05d}" for index, cid in enumerate(cids) if index != 1}
+
+
 def _existing_customer(items: list[dict[str, Any]]) -> Customer:
     """A customer that is already in K/3 Cloud before the first run: the most frequent buyer."""
     cid = _most_frequent_buyer(items)
@@ -73,7 +81,14 @@ def _existing_customer(items: list[dict[str, Any]]) -> Customer:
     return Customer(cid, nick, description="entered by hand in K/3 Cloud")
 
 
-def _run_sync(huke_url: str, k3_url: str, *, use_async: bool, progress: ProgressArg) -> SyncReport:
+def _run_sync(
+    huke_url: str,
+    k3_url: str,
+    *,
+    transform: CustomerTransform,
+    use_async: bool,
+    progress: ProgressArg,
+) -> SyncReport:
     if use_async:
 
         async def run() -> SyncReport:
@@ -87,7 +102,7 @@ def _run_sync(huke_url: str, k3_url: str, *, use_async: bool, progress: Progress
                     app_secret=_K3_APP_SECRET,
                 ) as k3,
             ):
-                return await async_sync_customers(huke, k3, progress=progress)
+                return await async_sync_customers(huke, k3, transform=transform, progress=progress)
 
         return anyio.run(run)
     with (
@@ -100,7 +115,7 @@ def _run_sync(huke_url: str, k3_url: str, *, use_async: bool, progress: Progress
             app_secret=_K3_APP_SECRET,
         ) as k3,
     ):
-        return sync_customers(huke, k3, progress=progress)
+        return sync_customers(huke, k3, transform=transform, progress=progress)
 
 
 def run_demo(
@@ -117,6 +132,8 @@ def run_demo(
     now_ms = int(time.time() * 1000)
     items = demo_trades(trades=trades, buyers=buyers, seed=seed, now_ms=now_ms)
     existing = _existing_customer(items)
+    # The scheme's FDescription: "find 唯一ID in collection dd359ae0-… where cid = buyerCid".
+    transform = CustomerTransform(description=unique_id_collection(items))
     fake_huke = FakeHuke(_HUKE_KEY, _HUKE_SECRET, trades=items)
     fake_k3 = FakeK3Cloud(
         acct_id=_K3_ACCT, user_name=_K3_USER, app_id=_K3_APP_ID, app_secret=_K3_APP_SECRET
@@ -135,13 +152,25 @@ def run_demo(
     with fake_huke.serve() as huke_server, fake_k3.serve() as k3_server:
         huke_url = huke_server.url + "/openapi"
         k3_url = k3_server.url + "/k3cloud/"
-        first = _run_sync(huke_url, k3_url, use_async=use_async, progress=progress)
+        options: dict[str, Any] = {"transform": transform, "use_async": use_async}
+        first = _run_sync(huke_url, k3_url, progress=progress, **options)
         print("First run:", file=out)
         print(first, file=out)
-        second = _run_sync(huke_url, k3_url, use_async=use_async, progress=progress)
+        second = _run_sync(huke_url, k3_url, progress=progress, **options)
         print("\nSecond run (same window, same trades):", file=out)
         print(second, file=out)
-    numbers = [str(r.get("FNumber")) for r in fake_k3.records("BD_Customer")]
+    records = fake_k3.records("BD_Customer")
+    print(
+        "\nA few of the customers now in K/3 Cloud (FNumber, FName, FDescription, status):",
+        file=out,
+    )
+    for record in sorted(records, key=lambda r: str(r.get("FNumber")))[:4]:
+        print(
+            f"  {record.get('FNumber')}  {record.get('FName')}  "
+            f"{record.get('FDescription') or '-'}  {record.get('FDocumentStatus')}",
+            file=out,
+        )
+    numbers = [str(r.get("FNumber")) for r in records]
     twice = sorted(n for n, c in collections.Counter(numbers).items() if c > 1)
     created = second.counts["created"]
     print(

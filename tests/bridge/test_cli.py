@@ -37,6 +37,10 @@ def test_demo_exits_0_and_second_run_creates_nothing(capsys: pytest.CaptureFixtu
     assert " 0 created, 0 updated, " in second
     assert out.rstrip().endswith("The second run created 0.")
     assert "no number twice" in out
+    # FDescription comes from the user-owned collection; the buyer missing from it gets none.
+    samples = second.split("FDescription, status):")[1].splitlines()[1:5]
+    assert any("  UID-0" in line and line.endswith("  C") for line in samples)
+    assert any("  -  C" in line for line in samples)
 
 
 def test_demo_async(capsys: pytest.CaptureFixture[str]) -> None:
