@@ -11,6 +11,8 @@ with K3CloudClient("http://host/k3cloud/", acct_id=..., user_name=..., app_id=..
 is a strict simulator for tests.
 """
 
+from _huke_k3_core import RetryPolicy
+
 from . import filters
 from ._auth import AppSecretLogin, PasswordLogin, SignedHeaderAuth, SignLogin
 from ._batch import DEFAULT_CHUNK_SIZE
@@ -77,6 +79,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "ResponseStatus",
+    "RetryPolicy",
     "SavedRow",
     "SessionLostError",
     "SignLogin",

@@ -189,7 +189,7 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         """A client from the official SDK's ``conf.ini`` (``x-kdapi-*`` keys of ``section``,
         by default ``config``), so that its users switch without rewriting their config.
         ``overrides`` are other constructor arguments."""
-        settings = settings_from_ini(path, section)
+        settings = settings_from_ini(path, section, given=overrides.keys())
         proxy = settings.pop("proxy", None)
         owned = proxy is not None and "http_client" not in overrides
         if owned:

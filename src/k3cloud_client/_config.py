@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
@@ -81,10 +81,14 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
     return settings
 
 
-def settings_from_ini(path: str | os.PathLike[str], section: str | None = None) -> dict[str, Any]:
+def settings_from_ini(
+    path: str | os.PathLike[str], section: str | None = None, *, given: Collection[str] = ()
+) -> dict[str, Any]:
     """Constructor arguments from the official SDK's ``conf.ini`` (its ``x-kdapi-*`` keys).
 
     ``section`` defaults to ``config`` (the official SDK's default), or to the file's only section.
+    Settings named in ``given`` (constructor arguments the caller passes) need not be in the file:
+    since 8.x the official SDK takes the server URL in code, so many files lack it.
     ``x-kdapi-connecttimeout``/``x-kdapi-requesttimeout`` (seconds) become the timeout and
     ``x-kdapi-proxy`` the ``proxy`` setting.
     """
@@ -110,7 +114,9 @@ def settings_from_ini(path: str | os.PathLike[str], section: str | None = None) 
         )
     conf = parser[section]
     where = f" in [{section}] of {os.fspath(path)!r}"
-    missing = [key for key, _ in _INI_REQUIRED if not conf.get(key, "").strip()]
+    missing = [
+        key for key, name in _INI_REQUIRED if name not in given and not conf.get(key, "").strip()
+    ]
     if missing:
         raise K3CloudConfigError(f"missing setting(s) {', '.join(missing)}{where}")
     if conf.get("x-kdapi-secpwd", "").strip():
@@ -118,7 +124,9 @@ def settings_from_ini(path: str | os.PathLike[str], section: str | None = None) 
             f"x-kdapi-secpwd{where} (a custom app id key) is not supported; remove it, or pass "
             "auth= explicitly"
         )
-    settings: dict[str, Any] = {name: conf[key].strip() for key, name in _INI_REQUIRED}
+    settings: dict[str, Any] = {
+        name: conf[key].strip() for key, name in _INI_REQUIRED if conf.get(key, "").strip()
+    }
     if conf.get("x-kdapi-lcid", "").strip():
         settings["lcid"] = _integer(conf["x-kdapi-lcid"].strip(), "x-kdapi-lcid", where)
     if conf.get("x-kdapi-orgnum", "").strip():

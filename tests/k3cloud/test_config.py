@@ -170,3 +170,13 @@ def test_from_ini_proxy_builds_an_owned_client(tmp_path: Path) -> None:
     assert client._owns_http is True
     client.close()
     assert client._http.is_closed
+
+
+def test_from_ini_without_server_url_takes_it_from_the_caller(tmp_path: Path) -> None:
+    # Since 8.x the official SDK takes the URL in code, so users' files often lack the key.
+    ini = tmp_path / "conf.ini"
+    ini.write_text(CONF_INI.replace("x-kdapi-serverurl = http://erp.example.com/k3cloud/\n", ""))
+    client = K3CloudClient.from_ini(ini, server_url="http://other.example.com/k3cloud/")
+    assert str(client.base_url) == "http://other.example.com/k3cloud/"
+    with pytest.raises(K3CloudConfigError, match="missing setting\\(s\\) x-kdapi-serverurl"):
+        K3CloudClient.from_ini(ini)
