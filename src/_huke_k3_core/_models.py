@@ -8,6 +8,8 @@ them to wire names (camelCase, or ``metadata={"wire": ...}``) and keeps the whol
 from __future__ import annotations
 
 import re
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, TypeVar
@@ -70,23 +72,44 @@ class WireModel:
         return iter(self.raw)
 
 
+_PASS_THROUGH = frozenset({str, int, float, bool})
+
+
+def _without_none(type_: Any) -> Any:
+    """``X`` for ``X | None`` (the structure loop has already skipped ``None``)."""
+    args = typing.get_args(type_)
+    if args and type(None) in args and typing.get_origin(type_) in (typing.Union, types.UnionType):
+        rest = tuple(a for a in args if a is not type(None))
+        return rest[0] if len(rest) == 1 else typing.Union[rest]  # noqa: UP007 - runtime value
+    return type_
+
+
 def _structure_factory(converter: cattrs.Converter) -> Callable[[type[Any]], Callable[..., Any]]:
     def factory(cls: type[WireModel]) -> Callable[[Any, Any], WireModel]:
         attrs.resolve_types(cls)
-        plan = [
-            (field.name, wire_name(field), field.type, converter.get_structure_hook(field.type))
-            for field in attrs.fields(cls)
-            if field.name != "raw"
-        ]
+        plan = []
+        for field in attrs.fields(cls):
+            if field.name == "raw":
+                continue
+            type_ = _without_none(field.type)
+            # A value already of the declared scalar type needs no conversion: the common case,
+            # and the hot path of every page of every reply.
+            exact = type_ if type_ in _PASS_THROUGH else None
+            plan.append(
+                (field.name, wire_name(field), type_, exact, converter.get_structure_hook(type_))
+            )
         model = cls.__name__
 
         def structure(data: Any, _: Any) -> WireModel:
-            if not isinstance(data, Mapping):
+            if type(data) is not dict and not isinstance(data, Mapping):
                 raise WireFieldError(model, "<object>", data, "expected a JSON object")
             kwargs: dict[str, Any] = {}
-            for name, key, type_, hook in plan:
+            for name, key, type_, exact, hook in plan:
                 value = data.get(key)
                 if value is None:
+                    continue
+                if type(value) is exact:
+                    kwargs[name] = value
                     continue
                 try:
                     kwargs[name] = hook(value, type_)

@@ -96,7 +96,8 @@ class BaseAPIClient(Generic[HttpxClientT]):
         base = httpx.URL(str(base_url))
         if base.scheme not in ("http", "https") or not base.host:
             raise ValueError(f"base URL must be an absolute http(s) URL, got {str(base_url)!r}")
-        self.base_url = base.copy_with(path=base.path.rstrip("/") + "/")
+        self._base_url = base.copy_with(path=base.path.rstrip("/") + "/")
+        self._urls: dict[str, httpx.URL] = {}
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         policy = retry or RetryPolicy()
         if max_retries is not None:
@@ -108,6 +109,11 @@ class BaseAPIClient(Generic[HttpxClientT]):
 
     def _default_http(self) -> HttpxClientT:
         raise NotImplementedError
+
+    @property
+    def base_url(self) -> httpx.URL:
+        """Where request paths are resolved (always ends with ``/``)."""
+        return self._base_url
 
     @property
     def max_retries(self) -> int:
@@ -136,7 +142,11 @@ class BaseAPIClient(Generic[HttpxClientT]):
     # -- requests ---------------------------------------------------------------------------
 
     def _url(self, path: str) -> httpx.URL:
-        return self.base_url.join(path.lstrip("/"))
+        # URL.join re-parses both URLs; a client calls few distinct paths, many times each.
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = self._base_url.join(path.lstrip("/"))
+        return url
 
     def _build_request(
         self, path: str, content: bytes, headers: Mapping[str, str] | None = None

@@ -27,6 +27,7 @@ from _huke_k3_core import (
     RetryPolicy,
     SyncAPIClient,
     TimeoutTypes,
+    WireFieldError,
     dumps,
     mask,
     read_env,
@@ -68,6 +69,8 @@ DEFAULT_MAX_PAGES = 100_000
 TimeLike = datetime | int
 
 _SUCCESS = 200
+#: Resolved once: the converter's dispatch per trade shows up on every page.
+_structure_trade = converter.get_structure_hook(Trade)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_MS = timedelta(milliseconds=1)
 
@@ -324,8 +327,14 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
 
     def _trade_page(self, data: Any, spec: _SearchSpec, page: int, *, where: str) -> TradePage:
         found = extract_page(data, where=where, items_key=spec.items_key, redact=self._redact)
+        structure = _structure_trade
         trades: list[Trade] = []
         for index, item in enumerate(found.items):
+            try:
+                trades.append(structure(item, Trade))
+                continue
+            except WireFieldError:
+                pass
             if not isinstance(item, Mapping):
                 body = self._redact(snippet(dumps(item)))
                 raise HukeResponseError(

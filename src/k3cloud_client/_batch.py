@@ -23,7 +23,15 @@ from ._errors import (
     K3CloudResponseError,
     LoginError,
 )
-from ._models import BatchSaveResult, ErrorDetail, FailedRow, ResponseStatus, SavedRow, converter
+from ._models import (
+    BatchSaveResult,
+    ErrorDetail,
+    FailedRow,
+    Id,
+    ResponseStatus,
+    SavedRow,
+    converter,
+)
 
 #: Rows per BatchSave call unless told otherwise (what integrators commonly send).
 DEFAULT_CHUNK_SIZE = 400
@@ -153,7 +161,7 @@ class BatchPlan:
                     uncertain=success is not None,
                 )
             elif success is not None:
-                self._saved.append(SavedRow(row.index, success.id, success.number or row.number))
+                self._saved.append(SavedRow(row.index, success[0], success[1] or row.number))
             else:
                 reason = "; ".join(general) or "the reply reports neither success nor failure"
                 self._fail(
@@ -233,13 +241,45 @@ class BatchPlan:
         )
 
 
-def _successes_by_position(status: ResponseStatus, rows: Sequence[Row]) -> dict[int, Any]:
+#: What the bookkeeping needs of one ``SuccessEntitys`` entry: ``(id, number, d_index)``. A plain
+#: tuple, not a model: a BatchSave reply holds one per saved row.
+_Success = tuple["Id | None", "str | None", "int | None"]
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if type(value) is int else None
+
+
+def _success_entries(status: ResponseStatus) -> list[_Success]:
+    """The ``SuccessEntitys`` of a reply, read straight from the wire: a BatchSave reply has one
+    per saved row, and making a full model of each costs more than the rest of the call."""
+    entries = status.raw.get("SuccessEntitys")
+    if not isinstance(entries, list):
+        return []
+    found = []
+    for entry in entries:
+        if type(entry) is not dict and not isinstance(entry, Mapping):
+            continue
+        id_ = entry.get("Id")
+        number = entry.get("Number")
+        found.append(
+            (
+                id_ if isinstance(id_, int | str) and not isinstance(id_, bool) else None,
+                number if isinstance(number, str) else None,
+                _int_or_none(entry.get("DIndex")),
+            )
+        )
+    return found
+
+
+def _successes_by_position(status: ResponseStatus, rows: Sequence[Row]) -> dict[int, _Success]:
     """Successes by position in the chunk: by ``DIndex``, else by a number unique in the chunk."""
-    found: dict[int, Any] = {}
+    found: dict[int, _Success] = {}
     unplaced = []
-    for entity in status.success_entitys:
-        if entity.d_index is not None and 0 <= entity.d_index < len(rows):
-            found[entity.d_index] = entity
+    for entity in _success_entries(status):
+        d_index = entity[2]
+        if d_index is not None and 0 <= d_index < len(rows):
+            found[d_index] = entity
         else:
             unplaced.append(entity)
     if unplaced:
@@ -248,7 +288,7 @@ def _successes_by_position(status: ResponseStatus, rows: Sequence[Row]) -> dict[
             if row.number is not None:
                 positions.setdefault(row.number, []).append(position)
         for entity in unplaced:
-            candidates = positions.get(entity.number or "", [])
+            candidates = positions.get(entity[1] or "", [])
             if len(candidates) == 1 and candidates[0] not in found:
                 found[candidates[0]] = entity
     return found

@@ -29,6 +29,7 @@ from _huke_k3_core import (
     RetryPolicy,
     SyncAPIClient,
     TimeoutTypes,
+    WireFieldError,
     dumps,
     snippet,
 )
@@ -323,7 +324,11 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
     def _body_snippet(self, response: httpx.Response) -> str:
         return self._redact(snippet(response.text))
 
-    def _status(self, response: httpx.Response, body: Any, operation: str) -> ResponseStatus:
+    def _status(
+        self, response: httpx.Response, body: Any, operation: str, *, row_models: bool = True
+    ) -> ResponseStatus:
+        """The reply's ResponseStatus, or ``K3CloudResponseError``. ``row_models=False`` leaves
+        the ``SuccessEntitys`` models unmade (BatchSave's bookkeeping reads them directly)."""
         found = find_response_status(body)
         if found is None:
             text = self._body_snippet(response)
@@ -332,6 +337,13 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
             )
         try:
             status: ResponseStatus = converter.structure(found, ResponseStatus)
+            entities = found.get("SuccessEntitys")
+            if entities is not None and not isinstance(entities, list):
+                raise WireFieldError(
+                    "ResponseStatus", "SuccessEntitys", entities, "expected a list"
+                )
+            if row_models:
+                status.success_entitys  # noqa: B018 - made now, so a bad entry is a reply error
         except Exception as exc:  # any structuring failure is a reply we cannot read
             text = self._body_snippet(response)
             raise K3CloudResponseError(
@@ -371,9 +383,9 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
 
         def parse(response: httpx.Response) -> tuple[Any, ResponseStatus]:
             body = self.decode_json(response)
-            status = self._status(response, body, operation)
+            status = self._status(response, body, operation, row_models=False)
             whole_call = status.msg_code in _WHOLE_CALL_CODES or not (
-                status.success_entitys or any(e.d_index is not None for e in status.errors)
+                status.success_count or any(e.d_index is not None for e in status.errors)
             )
             if not status.is_success and whole_call:
                 raise self._failure(status, operation)

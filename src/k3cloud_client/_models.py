@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -43,9 +44,23 @@ class ResponseStatus(WireModel):
     msg_code: int = attrs.field(default=0, metadata={"wire": "MsgCode"})
     error_code: int | None = attrs.field(default=None, metadata={"wire": "ErrorCode"})
     errors: list[ErrorDetail] = attrs.field(factory=list, metadata={"wire": "Errors"})
-    success_entitys: list[SuccessEntity] = attrs.field(
-        factory=list, metadata={"wire": "SuccessEntitys"}
-    )
+
+    @functools.cached_property
+    def success_entitys(self) -> list[SuccessEntity]:
+        """The reply's ``SuccessEntitys`` as models (made on first use: a BatchSave reply has one
+        per saved row, and the batch bookkeeping reads the three fields it needs directly)."""
+        entities = self.raw.get("SuccessEntitys")
+        if entities is None:
+            return []
+        if not isinstance(entities, list):
+            raise WireFieldError("ResponseStatus", "SuccessEntitys", entities, "expected a list")
+        return [converter.structure(entity, SuccessEntity) for entity in entities]
+
+    @property
+    def success_count(self) -> int:
+        """How many ``SuccessEntitys`` the reply holds (without making their models)."""
+        entities = self.raw.get("SuccessEntitys")
+        return len(entities) if isinstance(entities, list) else 0
 
     @property
     def message(self) -> str:

@@ -72,7 +72,7 @@ class _Demo:
 class DemoClient(_Demo, SyncAPIClient):
     def __init__(self, http_client: httpx.Client | None = None, **kw: Any) -> None:
         super().__init__(
-            base_url="https://api.example.test/root",
+            base_url=kw.pop("base_url", "https://api.example.test/root"),
             timeout=kw.pop("timeout", 5.0),
             max_retries=kw.pop("max_retries", 2),
             retry=RetryPolicy(initial_delay=0.1, jitter=0.0),
@@ -333,8 +333,7 @@ async def test_async_client_has_the_same_behaviour(echo: Echo, sleeps: list[floa
 
 def test_loopback_server_round_trip_and_reset(echo: Echo, sleeps: list[float]) -> None:
     with echo.serve() as server:
-        client = DemoClient(httpx.Client(base_url=server.url))
-        client.base_url = httpx.URL(server.url + "/")
+        client = DemoClient(httpx.Client(), base_url=server.url)
         echo.inject(Fault.reset())
         assert client.call({"k": "v"}) == {"k": "v"}
         assert client.call({"k": "w"}) == {"k": "w"}
