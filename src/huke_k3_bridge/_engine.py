@@ -118,6 +118,21 @@ class _Item:
         self.reason = reason
 
 
+@attrs.define(slots=True)  # not frozen: made for every trade, and frozen init costs 3x
+class _Prepared:
+    """What a trade gives on its own, whatever its place in the stream: its ids, and its
+    customer or why it has none. Made as pages arrive; recorded in stream order by ``_Run``."""
+
+    trade_id: str | None
+    buyer_cid: str | None
+    customer: Customer | None
+    #: Why there is no customer: ``("skipped" | "failed", reason)``.
+    failure: tuple[OutcomeStatus, str] | None = None
+    order_key: Any = None
+    #: Why ``order_by`` failed for this trade.
+    order_error: str | None = None
+
+
 @attrs.define
 class _Window:
     start_ms: int
@@ -180,10 +195,47 @@ def _error_text(exc: BaseException) -> str:
 
 def _encodable(model: Mapping[str, Any]) -> None:
     """Raise ValueError unless ``model`` can be sent (JSON, UTF-8: no lone surrogates, no NaN)."""
+    if _surely_encodable(model):
+        return
     try:
         json.dumps(model, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise ValueError(f"the customer cannot be sent as JSON: {exc}") from None
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a JSON scalar whose encoding cannot fail."""
+    kind = type(value)
+    if kind is str:
+        # The only text that fails is text with a lone surrogate, which UTF-8 cannot encode.
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    return kind is int or kind is bool or value is None
+
+
+def _surely_encodable(model: Mapping[str, Any]) -> bool:
+    """Whether ``model`` is a dict of plain scalars and dicts of them (a customer's
+    ``{"FNumber": org}`` references): the shape of nearly every customer, checked without
+    encoding it. False means "encode it to find out", not "cannot be sent"."""
+    if type(model) is not dict:
+        return False
+    for key, value in model.items():
+        if not _plain(key):
+            return False
+        if type(value) is dict:
+            for inner_key, inner_value in value.items():
+                if not (_plain(inner_key) and _plain(inner_value)):
+                    return False
+        elif not _plain(value):
+            return False
+    return True
 
 
 def _may_have_reached(exc: BaseException) -> bool:
@@ -219,8 +271,9 @@ class _Run:
         #: customer number -> positions of the trades that map to it, in stream order.
         self.groups: dict[str, list[int]] = {}
         self.first_seen: dict[str, int] = {}
-        #: numbers seen but not yet handed to a lookup
+        #: numbers seen but not yet handed to a lookup, and every number ever queued
         self.unchecked: list[str] = []
+        self.queued: set[str] = set()
         #: lookups to retry in smaller pieces after the server refused a whole query
         self.split_queue: list[_Lookup] = []
         self.found: dict[str, Id] = {}
@@ -233,13 +286,62 @@ class _Run:
 
     def add(self, trade: TradeLike, window: int) -> None:
         """Record a fetched trade and transform it; never raises for bad data."""
-        position = len(self.items)
+        prepared = self.prepare(trade)
+        self.queue_lookups((prepared,))
+        self.record(prepared, window)
+
+    def prepare(self, trade: TradeLike) -> _Prepared:
+        """The per-trade work that depends on no other trade (transform, checks, ids).
+
+        It reads the configuration only, never the books, so the async engine runs it for each
+        page as soon as the page arrives, in whatever order the sub-windows deliver them.
+        """
         try:
             fields = wire_fields(trade)
             cid = as_text(fields.get("buyerCid"))
         except Exception:
             cid = None
-        item = _Item(position, window, trade_id(trade), None if cid is None else cid[:200])
+        tid = trade_id(trade)
+        buyer_cid = None if cid is None else cid[:200]
+        try:
+            customer = self.transform(trade)
+            if not isinstance(customer, Customer):
+                raise TypeError(
+                    f"the transform returned {type(customer).__name__}, not a k3cloud_client.Customer"
+                )
+            _encodable(customer.to_model())
+        except SkipTrade as skip:
+            return _Prepared(
+                tid, buyer_cid, None, ("skipped", skip.reason or "skipped by the transform")
+            )
+        except Exception as exc:  # a transform's bug or bad data: this trade fails, the run goes on
+            return _Prepared(
+                tid, buyer_cid, None, ("failed", f"transform failed: {_error_text(exc)}")
+            )
+        order_key = order_error = None
+        if self.order_by is not None:
+            try:
+                order_key = self.order_by(trade)
+            except Exception as exc:
+                order_error = _error_text(exc)
+        return _Prepared(tid, buyer_cid, customer, None, order_key, order_error)
+
+    def queue_lookups(self, page: Iterable[_Prepared]) -> None:
+        """Queue the customer numbers of ``page`` not queued before for a lookup.
+
+        Which numbers need a lookup does not depend on order either, so the async engine
+        queues them as pages arrive (and looks them up while fetching goes on).
+        """
+        for prepared in page:
+            customer = prepared.customer
+            if customer is not None and customer.number not in self.queued:
+                self.queued.add(customer.number)
+                self.unchecked.append(customer.number)
+
+    def record(self, prepared: _Prepared, window: int) -> None:
+        """Enter a prepared trade in the books, at the next position of the stream."""
+        position = len(self.items)
+        item = _Item(position, window, prepared.trade_id, prepared.buyer_cid)
         self.items.append(item)
         if item.trade_id is not None:
             first = self.first_seen.setdefault(item.trade_id, position)
@@ -250,31 +352,20 @@ class _Run:
                     f"trade {clip(item.trade_id, 40)} was fetched twice; counted once (as #{first})",
                 )
                 return
-        try:
-            customer = self.transform(trade)
-            if not isinstance(customer, Customer):
-                raise TypeError(
-                    f"the transform returned {type(customer).__name__}, not a k3cloud_client.Customer"
-                )
-            _encodable(customer.to_model())
-        except SkipTrade as skip:
-            item.decide("skipped", skip.reason or "skipped by the transform")
+        if prepared.failure is not None:
+            item.decide(*prepared.failure)
             return
-        except Exception as exc:  # a transform's bug or bad data: this trade fails, the run goes on
-            item.decide("failed", f"transform failed: {_error_text(exc)}")
-            return
+        customer = prepared.customer
+        assert customer is not None
         item.customer = customer
         item.number = customer.number
         item.name = customer.name
-        if self.order_by is not None:
-            try:
-                item.order_key = self.order_by(trade)
-            except Exception as exc:
-                self._order_failure(f"order_by failed for {item.identity()}: {_error_text(exc)}")
+        item.order_key = prepared.order_key
+        if prepared.order_error is not None:
+            self._order_failure(f"order_by failed for {item.identity()}: {prepared.order_error}")
         group = self.groups.get(customer.number)
         if group is None:
             self.groups[customer.number] = [position]
-            self.unchecked.append(customer.number)
         else:
             group.append(position)
 
@@ -339,6 +430,8 @@ class _Run:
         for number, positions in self.groups.items():
             winner = self._winner(positions)
             winners.append(winner)
+            if len(positions) == 1:
+                continue
             kept = self.items[winner]
             names = list(dict.fromkeys(self.items[p].name for p in positions))
             if len(names) > 1:
@@ -348,12 +441,13 @@ class _Run:
                     f"customer {clip(number, 60)}: {len(positions)} trades with different names "
                     f"({shown}{more}); kept {short(kept.name, 40)} from {kept.identity()}"
                 )
+            into = f"merged into {kept.identity()}: "  # the same for every trade of the buyer
             for position in positions:
                 if position == winner:
                     continue
                 item = self.items[position]
                 which = "a later" if winner > position else "an earlier"
-                reason = f"merged into {kept.identity()}: {which} trade of the same buyer"
+                reason = f"{into}{which} trade of the same buyer"
                 if item.name != kept.name:
                     reason += (
                         f" (name {short(item.name, 40)} was replaced by {short(kept.name, 40)})"
@@ -956,11 +1050,13 @@ async def async_sync_customers(
     """:func:`sync_customers` on the async clients, overlapping the waits.
 
     - Fetching: each window is cut into ``fetch_concurrency`` consecutive sub-windows whose pages
-      are fetched side by side (at most that many sub-windows in flight or in memory), and
-      consumed strictly in order, so the stream, the dedupe and the report are the same as
-      :func:`sync_customers`'.
+      are fetched side by side (at most that many sub-windows in flight or in memory). Each page
+      is transformed as soon as it arrives, and the results are recorded strictly in order, so
+      the stream, the dedupe and the report are the same as :func:`sync_customers`'. (So
+      ``transform`` and ``order_by`` see the trades in the order they arrive, a trade fetched
+      twice twice: give functions without side effects.)
     - Existence lookups: every full chunk of new customer numbers is looked up while fetching
-      goes on.
+      goes on, and the last numbers as soon as the last page is in.
     - Saves start when the last page is in (the latest trade of a buyer must win) and, like
       every K/3 Cloud call of the run, run ``concurrency`` at a time.
 
@@ -997,14 +1093,20 @@ async def async_sync_customers(
         bar.start("fetch")
         async with anyio.create_task_group() as lookups:
 
-            def received(index: int, trades: list[Any]) -> None:
-                for trade in trades:
-                    run.add(trade, index)
-                bar.advance(len(trades))
-                for op in run.take_lookups(full_only=True):
+            def arrived(page: list[_Prepared] | None) -> None:
+                if page is not None:
+                    run.queue_lookups(page)
+                # After the last page every number is known: the last ones are looked up at
+                # once, while the pages fetched ahead are still being recorded in order.
+                for op in run.take_lookups(full_only=page is not None):
                     lookups.start_soon(early_lookup, op)
 
-            await _fetch_windows(huke, run, page_size, fetch_concurrency, received)
+            def received(index: int, page: list[_Prepared]) -> None:
+                for prepared in page:
+                    run.record(prepared, index)
+                bar.advance(len(page))
+
+            await _fetch_windows(huke, run, page_size, fetch_concurrency, arrived, received)
         plan = run.settle()
         try:
             ops = next(plan)
@@ -1023,16 +1125,21 @@ async def _fetch_windows(
     run: _Run,
     page_size: int,
     width: int,
-    received: Callable[[int, list[Any]], None],
+    arrived: Callable[[list[_Prepared] | None], None],
+    received: Callable[[int, list[_Prepared]], None],
 ) -> None:
-    """Fetch ``run.windows`` up to ``width`` at a time; hand their pages to ``received`` in
-    window order. Stops at the first window that fails (as the sync engine does)."""
+    """Fetch ``run.windows`` up to ``width`` at a time. Each page is prepared and given to
+    ``arrived`` as it arrives (then ``None`` once every window is in), and to ``received`` in
+    window order (with its window). Stops at the first window that fails (as the sync engine
+    does)."""
     slots = anyio.Semaphore(width)
+    unfetched = len(run.windows)
     opened, to_consume = anyio.create_memory_object_stream[
         tuple[int, MemoryObjectReceiveStream[Any]]
     ](max_buffer_size=math.inf)
 
-    async def fetch(index: int, out: MemoryObjectSendStream[Any]) -> None:
+    async def download(index: int, out: MemoryObjectSendStream[Any]) -> None:
+        """One window's pages, as they come, then _WINDOW_DONE or the error that ended it."""
         span = run.windows[index]
         async with out:
             try:
@@ -1045,6 +1152,25 @@ async def _fetch_windows(
                 await out.send(exc)
                 return
             await out.send(_WINDOW_DONE)
+
+    async def fetch(index: int, out: MemoryObjectSendStream[Any]) -> None:
+        """One window's pages, prepared: each while the next one is being downloaded."""
+        nonlocal unfetched
+        downloads, downloaded = anyio.create_memory_object_stream[Any](max_buffer_size=math.inf)
+        async with out, downloaded, anyio.create_task_group() as tasks:
+            tasks.start_soon(download, index, downloads)
+            async for payload in downloaded:
+                if isinstance(payload, list):
+                    # The transform does not depend on order: it is done here, as pages
+                    # arrive, so that the windows fetched ahead are ready to be recorded
+                    # when their turn comes.
+                    payload = [run.prepare(trade) for trade in payload]
+                    arrived(payload)
+                elif payload is _WINDOW_DONE:
+                    unfetched -= 1
+                    if not unfetched:
+                        arrived(None)
+                await out.send(payload)
 
     async def launch(tasks: TaskGroup) -> None:
         async with opened:

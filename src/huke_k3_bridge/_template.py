@@ -117,12 +117,16 @@ class Template:
     text: str
     #: Literal text and field names, alternating, starting with text.
     parts: tuple[str, ...] = attrs.field(init=False, repr=False)
+    #: The field name when the template is exactly one placeholder (``"{{buyerCid}}"``).
+    _single: str | None = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         pieces = _PLACEHOLDER.split(self.text)
         # split() alternates text and captured names; strip the spaces people put in "{{ x }}".
         parts = tuple(p if i % 2 == 0 else p.strip() for i, p in enumerate(pieces))
         object.__setattr__(self, "parts", parts)
+        single = parts[1] if len(parts) == 3 and not parts[0] and not parts[2] else None
+        object.__setattr__(self, "_single", single)
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -132,6 +136,13 @@ class Template:
     def render(self, trade: TradeLike, *, target: str | None = None) -> str:
         """The text with every placeholder replaced by the trade's field as text."""
         fields = wire_fields(trade)
+        single = self._single
+        # The mappings of a sync are mostly "{{field}}" of a text field, rendered for every
+        # trade: that case is the field itself, without the general loop below.
+        if single is not None and single in fields:
+            value = fields[single]
+            if type(value) is str:
+                return value
         out: list[str] = []
         for i, part in enumerate(self.parts):
             if i % 2 == 0:
@@ -194,7 +205,9 @@ def resolve(
 ) -> Any:
     """The value of one mapping field for ``trade``."""
     if isinstance(spec, str):
-        return compile_template(spec).render(trade, target=target) if is_template(spec) else spec
+        template = compile_template(spec)
+        # A text without placeholders is a constant (``parts`` is then the text alone).
+        return template.render(trade, target=target) if len(template.parts) > 1 else spec
     if isinstance(spec, Lookup):
         key = compile_template(spec.key).render(trade, target=target)
         return lookup((lookups or {}).get(spec.collection), key)
