@@ -14,6 +14,7 @@ from ._auth import HukeAuth, body_sign, checksum
 from ._client import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_RESTARTS,
     AsyncHukeClient,
     HukeClient,
     TimeLike,
@@ -23,6 +24,7 @@ from ._errors import (
     HukeAPIError,
     HukeConfigError,
     HukeConnectionError,
+    HukeConsistencyError,
     HukeError,
     HukeHTTPError,
     HukePageLimitError,
@@ -35,6 +37,7 @@ from ._pagination import LIST_KEYS, TOTAL_KEYS
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_RESTARTS",
     "LIST_KEYS",
     "TOTAL_KEYS",
     "AsyncHukeClient",
@@ -43,6 +46,7 @@ __all__ = [
     "HukeClient",
     "HukeConfigError",
     "HukeConnectionError",
+    "HukeConsistencyError",
     "HukeError",
     "HukeHTTPError",
     "HukePageLimitError",

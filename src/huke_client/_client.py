@@ -45,11 +45,12 @@ from ._errors import (
     HukeTimeoutError,
 )
 from ._models import SearchTradesRequest, TimeRange, Trade, TradePage, converter
-from ._pagination import PagePlan, extract_page, has_next, windows
+from ._pagination import DEFAULT_MAX_RESTARTS, PagePlan, extract_page, has_next, windows
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_PAGES",
+    "DEFAULT_MAX_RESTARTS",
     "SEARCH_TRADES",
     "AsyncHukeClient",
     "HukeClient",
@@ -366,12 +367,27 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         )
 
     def _plan(
-        self, start: TimeLike, end: TimeLike, window: timedelta | None, max_pages: int
+        self,
+        start: TimeLike,
+        end: TimeLike,
+        window: timedelta | None,
+        max_pages: int,
+        max_restarts: int,
     ) -> PagePlan:
         return PagePlan(
             windows(to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), _window_ms(window)),
             max_pages=max_pages,
+            max_restarts=max_restarts,
         )
+
+    def _record(self, plan: PagePlan, spec: _SearchSpec, page: TradePage) -> bool:
+        """Tell ``plan`` about ``page``; whether to yield it. A page that shows its window's
+        listing changed is not: it belongs to the changed listing, which is read again whole."""
+        restart = plan.record(count=len(page.trades), page_size=spec.page_size, total=page.total)
+        if restart is None:
+            return True
+        self._logger.warning("%s", restart.message())
+        return False
 
 
 class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
@@ -433,11 +449,28 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         dealer_list: Iterable[str] = (),
         items_key: str | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
         **extra: Any,
     ) -> Iterator[TradePage]:
         """Every page of the search, window by window (``window`` splits ``[start, end]`` into
         consecutive ranges at millisecond granularity), page by page, until the stop rules say
-        so. Raises ``HukePageLimitError`` rather than fetch more than ``max_pages`` pages."""
+        so. Raises ``HukePageLimitError`` rather than fetch more than ``max_pages`` pages.
+
+        Pages are offsets into a listing that may change while it is read: a trade removed from
+        the part already read shifts the later ones left, and one of them would never be
+        fetched. So when the replies carry a total and it changes between two pages of one
+        window, that window is read again from page 1 (a warning is logged). **A window whose
+        listing changed while it was read is read again; its trades may repeat — dedupe by your
+        own key (e.g. ``tid``); huke_k3_bridge does.** The page that showed the change is not
+        yielded (the window is read again whole), so the trades that existed throughout still
+        first appear in listing order, each repeat after its first copy. After ``max_restarts``
+        restarts of one window (default 3; 0 never restarts) ``HukeConsistencyError`` is raised
+        rather than risk losing a trade silently.
+
+        Only a change of the total is seen: when the replies carry no total (a bare list, or an
+        object without one of ``TOTAL_KEYS``) a shift cannot be detected and a trade removed
+        while paging may go unfetched; nor can an insertion and a removal between the same two
+        pages, which leave the total as it was."""
         spec = self._spec(
             page_size=page_size,
             source=source,
@@ -446,7 +479,7 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
             items_key=items_key,
             extra=extra,
         )
-        return self._pages(spec, self._plan(start, end, window, max_pages))
+        return self._pages(spec, self._plan(start, end, window, max_pages, max_restarts))
 
     def iter_trades(
         self,
@@ -460,9 +493,14 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         dealer_list: Iterable[str] = (),
         items_key: str | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
         **extra: Any,
     ) -> Iterator[Trade]:
-        """Every trade of every page of ``iter_trade_pages`` (same arguments), in order."""
+        """Every trade of every page of ``iter_trade_pages`` (same arguments), in order.
+
+        A window whose listing changed while it was read is read again; its trades may repeat —
+        dedupe by your own key (e.g. ``tid``); huke_k3_bridge does. See ``iter_trade_pages`` for
+        when a change is seen (only with a total in the replies) and for ``max_restarts``."""
         pages = self.iter_trade_pages(
             start=start,
             end=end,
@@ -473,6 +511,7 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
             dealer_list=dealer_list,
             items_key=items_key,
             max_pages=max_pages,
+            max_restarts=max_restarts,
             **extra,
         )
         return (trade for page in pages for trade in page.trades)
@@ -480,8 +519,8 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
     def _pages(self, spec: _SearchSpec, plan: PagePlan) -> Iterator[TradePage]:
         while (call := plan.next_call()) is not None:
             page = self._send(*self._search_call(spec, *call), auth=self.auth)
-            plan.record(count=len(page.trades), page_size=spec.page_size, total=page.total)
-            yield page
+            if self._record(plan, spec, page):
+                yield page
 
 
 class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
@@ -537,9 +576,14 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
         dealer_list: Iterable[str] = (),
         items_key: str | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
         **extra: Any,
     ) -> AsyncIterator[TradePage]:
-        """See ``HukeClient.iter_trade_pages``; use with ``async for``."""
+        """See ``HukeClient.iter_trade_pages``; use with ``async for``.
+
+        A window whose listing changed while it was read is read again; its trades may repeat —
+        dedupe by your own key; huke_k3_bridge does. After ``max_restarts`` restarts of one
+        window, ``HukeConsistencyError``. Without a total in the replies no change is seen."""
         spec = self._spec(
             page_size=page_size,
             source=source,
@@ -548,7 +592,7 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
             items_key=items_key,
             extra=extra,
         )
-        return self._pages(spec, self._plan(start, end, window, max_pages))
+        return self._pages(spec, self._plan(start, end, window, max_pages, max_restarts))
 
     def iter_trades(
         self,
@@ -562,9 +606,13 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
         dealer_list: Iterable[str] = (),
         items_key: str | None = None,
         max_pages: int = DEFAULT_MAX_PAGES,
+        max_restarts: int = DEFAULT_MAX_RESTARTS,
         **extra: Any,
     ) -> AsyncIterator[Trade]:
-        """See ``HukeClient.iter_trades``; use with ``async for``."""
+        """See ``HukeClient.iter_trades``; use with ``async for``.
+
+        A window whose listing changed while it was read is read again; its trades may repeat —
+        dedupe by your own key; huke_k3_bridge does."""
         pages = self.iter_trade_pages(
             start=start,
             end=end,
@@ -575,6 +623,7 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
             dealer_list=dealer_list,
             items_key=items_key,
             max_pages=max_pages,
+            max_restarts=max_restarts,
             **extra,
         )
         return _trades_of(pages)
@@ -582,5 +631,5 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
     async def _pages(self, spec: _SearchSpec, plan: PagePlan) -> AsyncIterator[TradePage]:
         while (call := plan.next_call()) is not None:
             page = await self._send(*self._search_call(spec, *call), auth=self.auth)
-            plan.record(count=len(page.trades), page_size=spec.page_size, total=page.total)
-            yield page
+            if self._record(plan, spec, page):
+                yield page

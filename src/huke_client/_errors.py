@@ -16,6 +16,7 @@ __all__ = [
     "HukeAPIError",
     "HukeConfigError",
     "HukeConnectionError",
+    "HukeConsistencyError",
     "HukeError",
     "HukeHTTPError",
     "HukePageLimitError",
@@ -74,3 +75,30 @@ class HukePageLimitError(HukeError):
     def __init__(self, message: str, *, max_pages: int) -> None:
         super().__init__(message)
         self.max_pages = max_pages
+
+
+class HukeConsistencyError(HukeError):
+    """The listing of one window kept changing while it was read, ``max_restarts`` times over.
+
+    Offset pages over a listing that changes shift: a trade removed from the part already read
+    moves every later trade one place left, and one of them is never fetched. When the reply's
+    total changes between two pages of a window, the window is read again from page 1; this error
+    is raised when that did not help ``max_restarts`` times, so that trades are never lost
+    silently. Retry later, or narrow the range with ``window=``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        window: tuple[int, int],
+        totals_seen: tuple[int, ...],
+        max_restarts: int,
+    ) -> None:
+        super().__init__(message)
+        #: The window that could not be read consistently: ``(start_ms, end_ms)``, inclusive.
+        self.window = window
+        #: The totals the window's pages reported, in order (each change once).
+        self.totals_seen = totals_seen
+        #: How many times the window was read again before giving up.
+        self.max_restarts = max_restarts

@@ -17,6 +17,10 @@ the real service. Where Huke's behaviour is unknown the simulator picks one docu
 * ``data`` is ``{items_key: [...], total_key: n}`` (``data_shape="object"``), the same without the
   total (``"object_no_total"``) or a bare list (``"list"``).
 
+The store may change between two pages, as the real one does while a client pages through it:
+``fake.on_page(hook)`` runs ``hook(served)`` after each ``trade/searchTrades`` page is made and
+before it is answered, and ``fake.remove_trades(...)`` / ``fake.add_trades(...)`` change the store.
+
 Faults come from the shared machinery: ``fake.inject(Fault.http_status(503))``,
 ``fake.inject(envelope_error(40100, "rate limited"))`` and so on.
 """
@@ -34,6 +38,7 @@ from enum import IntEnum
 from operator import itemgetter
 from typing import Any
 
+import attrs
 import httpx
 
 from _huke_k3_core import RetryPolicy, dumps, mask
@@ -47,6 +52,7 @@ __all__ = [
     "FakeHuke",
     "Fault",
     "LoopbackServer",
+    "ServedPage",
     "SimCode",
     "envelope",
     "envelope_error",
@@ -94,6 +100,30 @@ def envelope_error(code: int, msg: str, *, status: int = 200, data: Any = None) 
 
 
 Route = Callable[[dict[str, Any]], Any]
+
+
+@attrs.frozen
+class ServedPage:
+    """A ``trade/searchTrades`` page the fake has just made, as its ``on_page`` hooks see it.
+
+    ``total`` is the number of trades in the range when the page was made (also for the data
+    shapes that do not send it); ``trades`` are the page's wire trades (copies).
+    """
+
+    start_ms: int
+    end_ms: int
+    page: int
+    page_size: int
+    total: int
+    trades: tuple[dict[str, Any], ...]
+
+    @property
+    def tids(self) -> list[Any]:
+        """The ``tid`` of each trade on the page (``None`` where a trade has none)."""
+        return [t.get("tid") for t in self.trades]
+
+
+PageHook = Callable[[ServedPage], object]
 
 
 class FakeHuke(FaultInjectingSimulator):
@@ -145,6 +175,7 @@ class FakeHuke(FaultInjectingSimulator):
         # Per time field: trades having it, sorted by it (stably), and their sort keys for bisect.
         self._index: dict[str, tuple[list[int], list[dict[str, Any]]]] = {}
         self._routes: dict[str, Route] = {"trade/searchTrades": self._search_trades}
+        self._page_hooks: list[PageHook] = []
         self.add_trades(trades)
 
     def __repr__(self) -> str:
@@ -166,6 +197,35 @@ class FakeHuke(FaultInjectingSimulator):
         with self._lock:
             self._trades.extend(fresh)
             self._index.clear()
+
+    def remove_trades(
+        self, *tids: str, where: Callable[[Mapping[str, Any]], bool] | None = None
+    ) -> int:
+        """Remove the trades whose ``tid`` is one of ``tids``, and those for which ``where(trade)``
+        is true; return how many were removed. Later pages of a search shift as on a real
+        service: offsets are counted over the trades held when each page is made."""
+        wanted = set(tids)
+        if not wanted and where is None:
+            raise ValueError("remove_trades needs tids, where=, or both")
+
+        def doomed(trade: Mapping[str, Any]) -> bool:
+            return trade.get("tid") in wanted or (where is not None and bool(where(trade)))
+
+        with self._lock:
+            kept = [t for t in self._trades if not doomed(t)]
+            removed = len(self._trades) - len(kept)
+            if removed:
+                self._trades = kept
+                self._index.clear()
+        return removed
+
+    def on_page(self, hook: PageHook) -> PageHook:
+        """Run ``hook(served)`` (a ``ServedPage``) after each ``trade/searchTrades`` page is made,
+        before it is answered: a hook that changes the store changes the pages that follow.
+        Hooks run in the order added, on the thread serving the request; returns ``hook`` (so it
+        can decorate). Faulted requests never reach the hooks."""
+        self._page_hooks.append(hook)
+        return hook
 
     @property
     def trades(self) -> list[dict[str, Any]]:
@@ -309,6 +369,10 @@ class FakeHuke(FaultInjectingSimulator):
         low, high = bisect.bisect_left(keys, start), bisect.bisect_right(keys, end)
         first = low + (page - 1) * size
         found = items[first : min(first + size, high)] if first < high else []
+        if self._page_hooks:
+            served = ServedPage(start, end, page, size, high - low, tuple(dict(t) for t in found))
+            for hook in list(self._page_hooks):
+                hook(served)
         if self.data_shape == "list":
             return found
         if self.data_shape == "object_no_total":

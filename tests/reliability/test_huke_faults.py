@@ -1,5 +1,6 @@
 """Huke misbehaving under a real sync over loopback sockets: resets mid-page, 5xx bursts, 429
-with ``Retry-After``, truncated JSON, a hang, a rate-limit envelope, data shifting while paging.
+with ``Retry-After``, truncated JSON, a hang, a rate-limit envelope, data shifting while paging
+(a trade inserted into or removed from the pages already read, or a listing that never settles).
 
 Reads are safe to repeat, so every one of these must end with every trade accounted for exactly
 once, the same customers in K/3 Cloud as without the fault, and a re-run that changes nothing.
@@ -16,11 +17,12 @@ import httpx
 import pytest
 
 from huke_client import to_epoch_ms
-from huke_client.testing import Fault, envelope_error, fake_trade
-from huke_k3_bridge import FileState
+from huke_client.testing import Fault, ServedPage, envelope_error, fake_trade
+from huke_k3_bridge import FileState, SyncReport
 
 from .conftest import (
     HANG_TIMEOUT,
+    PAGE_SIZE,
     Engine,
     Stage,
     assert_accounted,
@@ -137,7 +139,9 @@ def test_trade_inserted_while_paging_is_counted_once_and_a_rerun_gets_the_missed
     stage: Stage,
 ) -> None:
     """Offset paging over data that changes: a trade committed late into the part already
-    paged past shifts the next page, so one trade arrives twice and the new one not at all."""
+    paged past shifts the next page, so one trade arrives twice and the new one not at all. A
+    growing total is not restarted for (nothing already there is lost); the next run, whose
+    window overlaps, gets the late trade."""
     stage.generate(60, buyers=30, missing_cid_every=None)
     late = fake_trade(
         create_time=stage.start + 500, tid="LATE1", buyer_nick="迟到的买家", buyer_cid="wmLATE"
@@ -169,6 +173,73 @@ def test_trade_inserted_while_paging_is_counted_once_and_a_rerun_gets_the_missed
     assert rerun.counts["created"] == 1
     assert rerun.by_status("created")[0].trade_id == "LATE1"
     assert_store_complete(stage)
+
+
+def _first_appearances(report: SyncReport) -> list[str | None]:
+    return list(dict.fromkeys(o.trade_id for o in report.outcomes))
+
+
+def test_trade_removed_while_paging_loses_no_other_trade(
+    stage: Stage, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A trade removed from a page already read shifts the next page left: without the restart
+    the trade that was first on that next page would never be fetched, and the watermark would
+    pass it. The async engine reads sub-windows side by side: the removal hits whichever first
+    page of a range holding two pages or more is made first."""
+    stage.generate(60, buyers=30, missing_cid_every=None)
+    removed: list[ServedPage] = []
+
+    def remove_first_trade_once(served: ServedPage) -> None:
+        if not removed and served.page == 1 and served.total > PAGE_SIZE:
+            removed.append(served)
+            stage.huke.remove_trades(served.tids[0])
+
+    stage.huke.on_page(remove_first_trade_once)
+    with caplog.at_level("WARNING", logger="huke_client"):
+        report = stage.run(engine)
+    [served] = removed
+    in_range = [
+        t["tid"] for t in stage.stream() if served.start_ms <= t["createTime"] <= served.end_ms
+    ]
+    victim = in_range[PAGE_SIZE]  # first on page 2 before the removal, last on page 1 after
+    assert served.tids == in_range[:PAGE_SIZE]
+    [warning] = [m for m in caplog.messages if "the total dropped" in m]
+    assert f"the total dropped from {len(in_range)} to {len(in_range) - 1} by page 2" in warning
+    fetched = _first_appearances(report)
+    assert victim in fetched
+    # Every trade is fetched (the removed one before it went), first appearances in time order.
+    assert fetched == [t["tid"] for t in stage.stream()]
+    report.check(len(report.outcomes))
+    assert report.ok, str(report)
+    assert report.counts["failed"] == 0
+    assert_store_complete(stage)
+
+
+def test_a_listing_that_keeps_changing_is_a_run_level_fetch_error(
+    stage: Stage, engine: Engine
+) -> None:
+    """The client gives up after max_restarts readings of a window with HukeConsistencyError; the
+    bridge reports it like any Huke failure and saves what came before it."""
+    stage.generate()
+
+    def remove_latest_in_range(served: ServedPage) -> None:
+        if served.page == 1 and served.total > PAGE_SIZE:
+            held = [
+                t for t in stage.huke.trades if served.start_ms <= t["createTime"] <= served.end_ms
+            ]
+            latest = max(held, key=lambda t: t["createTime"])
+            stage.huke.remove_trades(latest["tid"])
+
+    stage.huke.on_page(remove_latest_in_range)
+    report = stage.run(engine)
+    assert not report.ok
+    assert len(report.errors) == 1
+    assert "fetching trades" in report.errors[0]
+    assert "HukeConsistencyError" in report.errors[0]
+    assert "the listing kept changing while it was read" in report.errors[0]
+    assert "max_restarts=3" in report.errors[0]
+    assert report.counts["failed"] == 0
+    report.check(len(report.outcomes))
 
 
 def test_watermark_stops_before_a_failed_window_and_the_next_run_resumes(
