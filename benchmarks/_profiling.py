@@ -33,6 +33,8 @@ def top_functions(
     for (filename, line, name), (_, calls, self_time, with_callees, _) in ranked:
         if (within is not None and within not in filename) or exclude in filename:
             continue
+        if "_lsprof" in name:  # the profiler's own switch-off
+            continue
         where = "builtin" if filename == "~" else "/".join(Path(filename).parts[-2:]) + f":{line}"
         lines.append(
             f"`{where}` {name}: {100 * self_time / total:.0f}% self, "

@@ -108,6 +108,14 @@ def run(quick: bool) -> list[Table]:
         f"{peak:.1f} MB; from N={sizes[-2]:,} to N={largest:,} ({largest // sizes[-2]}x the "
         f"trades) the peak moved by {growth:+.1f} MB."
     )
+    table.verdict(
+        "4",
+        f"`iter_trades` over {largest:,} trades: peak RSS < {TARGET_MB:.0f} MB, flat in N",
+        f"highest peak {peak:.1f} MB; {growth:+.1f} MB from N={sizes[-2]:,} to N={largest:,}",
+        peak < TARGET_MB,
+        f"margin {TARGET_MB - peak:.0f} MB; {results[sizes[0]]['peak']:.0f} MB of it is the "
+        "interpreter and libraries at N=1,000",
+    )
     table.note(
         "Baseline in the same run: N=1,000 (one page) is the cost of the interpreter, httpx, "
         "cryptography and the SDK, plus one page. Each N runs in a fresh child process that "

@@ -6,8 +6,9 @@
 
 Every server is a simulator on 127.0.0.1 (most in child processes); nothing leaves the machine.
 A full run appends to RESULTS.md; a ``--quick`` run does not unless ``--save`` is given (smoke
-sizes say nothing about the targets). A benchmark that fails is reported and the others still
-run; the exit code is then 1.
+sizes say nothing about the targets). A full-size run of all five, none failed, also rewrites the
+summary of verdicts at the top of RESULTS.md. A benchmark that fails is reported and the others
+still run; the exit code is then 1.
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         tables += produced
         print(f"[{key} done in {elapsed:.1f} s]", flush=True)
     if not args.quick or args.save:
-        append_results(tables)
+        complete = not args.quick and not args.only and not failed
+        append_results(tables, summarize=complete)
     else:
         print("\nquick run: not appended to RESULTS.md (pass --save to append)", file=sys.stderr)
     if failed:

@@ -82,7 +82,7 @@ class HukeConsistencyError(HukeError):
 
     Offset pages over a listing that changes shift: a trade removed from the part already read
     moves every later trade one place left, and one of them is never fetched. When the reply's
-    total changes between two pages of a window, the window is read again from page 1; this error
+    total drops between two pages of a window, the window is read again from page 1; this error
     is raised when that did not help ``max_restarts`` times, so that trades are never lost
     silently. Retry later, or narrow the range with ``window=``.
     """
