@@ -458,10 +458,10 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
 
         Pages are offsets into a listing that may change while it is read: a trade removed from
         the part already read shifts the later ones left, and one of them would never be
-        fetched. So when the replies carry a total and it changes between two pages of one
-        window, that window is read again from page 1 (a warning is logged). **A window whose
-        listing changed while it was read is read again; its trades may repeat — dedupe by your
-        own key (e.g. ``tid``); huke_k3_bridge does.** The page that showed the change is not
+        fetched. So when the replies carry a total and it drops between two pages of one
+        window, that window is read again from page 1 (a warning is logged). A growing total is
+        followed instead: an insertion can only make a trade arrive twice. **Trades may repeat —
+        dedupe by your own key (e.g. ``tid``); huke_k3_bridge does.** The page that showed the drop is not
         yielded (the window is read again whole), so the trades that existed throughout still
         first appear in listing order, each repeat after its first copy. After ``max_restarts``
         restarts of one window (default 3; 0 never restarts) ``HukeConsistencyError`` is raised
