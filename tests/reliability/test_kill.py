@@ -197,7 +197,9 @@ def test_killed_sync_resumes_without_loss_or_duplicates(
             if gate.held == "BatchSave":
                 # Carried out after the client died, or never: the server alone decides.
                 held = set(gate.numbers)
-                assert len(held) == BATCH_SIZE
+                # Full, or the last (partial) chunk: the async engine sends its chunks side by
+                # side, so which one the gate holds is up to the scheduler.
+                assert 0 < len(held) <= BATCH_SIZE
                 assert held <= set(stored) if not drop else not held & set(stored)
             assert not state.exists()  # the watermark is written only once a run is through
         stored_before = len(stage.customers())
