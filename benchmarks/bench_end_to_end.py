@@ -10,10 +10,11 @@ its last page (recorded during its run), made again by ``AsyncK3CloudClient`` al
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import anyio
@@ -119,20 +120,22 @@ def _async(huke_url: str, k3_url: str, progress: ProgressCallback, calls: list[C
     return anyio.run(main)
 
 
-def _one_run(sync: Sync, trades: int, buyers: int, expected: int) -> dict[str, Any]:
-    """One sync into fresh simulators (each in its own process); what each server saw."""
+@contextlib.contextmanager
+def _servers(trades: int, buyers: int) -> Iterator[tuple[FakeServer, FakeServer]]:
+    """Both simulators, each in its own process, with the benchmark's simulated network."""
+    network = {"latency": LATENCY, "connect_latency": LATENCY}
     with (
         FakeServer(
-            "huke",
-            trades=trades,
-            buyers=buyers,
-            seed=SEED,
-            span_ms=SPAN_MS,
-            latency=LATENCY,
-            connect_latency=LATENCY,
+            "huke", trades=trades, buyers=buyers, seed=SEED, span_ms=SPAN_MS, **network
         ) as huke,
-        FakeServer("k3cloud", latency=LATENCY, connect_latency=LATENCY) as k3,
+        FakeServer("k3cloud", **network) as k3,
     ):
+        yield huke, k3
+
+
+def _one_run(sync: Sync, trades: int, buyers: int, expected: int) -> dict[str, Any]:
+    """One sync into fresh simulators (each in its own process); what each server saw."""
+    with _servers(trades, buyers) as (huke, k3):
         gc.collect()
         timeline = Timeline()
         calls: list[Call] = []
@@ -214,18 +217,7 @@ def _clients_alone(
     early = [c for c in calls if c.kind == "lookup" and c.at <= last_page_at]
     tail = [c for c in calls if c.kind == "lookup" and c.at > last_page_at]
     saves = [c for c in calls if c.kind == "save"]
-    with (
-        FakeServer(
-            "huke",
-            trades=trades,
-            buyers=buyers,
-            seed=SEED,
-            span_ms=SPAN_MS,
-            latency=LATENCY,
-            connect_latency=LATENCY,
-        ) as huke_server,
-        FakeServer("k3cloud", latency=LATENCY, connect_latency=LATENCY) as k3_server,
-    ):
+    with _servers(trades, buyers) as (huke_server, k3_server):
         huke_url, k3_url = f"{huke_server.url}/openapi", f"{k3_server.url}/k3cloud/"
 
         async def main() -> dict[str, Any]:
