@@ -143,6 +143,8 @@ class FaultPlan:
             return sum(s.times for s in self._queue)
 
     def take(self, request: httpx.Request) -> Fault | None:
+        if not self._queue:  # the usual case; a fault injected meanwhile races either way
+            return None
         path = request.url.path
         with self._lock:
             for scheduled in self._queue:
