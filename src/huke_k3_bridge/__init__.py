@@ -12,14 +12,8 @@ The default transform is the integration scheme's mapping (``trade_to_customer``
 reads a table like the scheme's (``SCHEME``). ``huke-k3 demo`` shows it all on simulators.
 """
 
-from ._engine import (
-    DEFAULT_SPAN,
-    DEFAULT_WINDOW,
-    OnExisting,
-    async_sync_customers,
-    split_windows,
-    sync_customers,
-)
+from ._books import OnExisting
+from ._engine import async_sync_customers, sync_customers
 from ._errors import AccountingError, BridgeError, StateError
 from ._progress import ProgressArg, ProgressCallback, ProgressEvent
 from ._report import STATUSES, OutcomeStatus, SyncReport, TradeOutcome
@@ -41,6 +35,7 @@ from ._transform import (
     Transform,
     trade_to_customer,
 )
+from ._windows import DEFAULT_SPAN, DEFAULT_WINDOW, split_windows
 
 __all__ = [
     "DEFAULT_OVERLAP",

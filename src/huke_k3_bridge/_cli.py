@@ -14,9 +14,10 @@ from typing import TextIO
 from huke_client import HukeClient, HukeConfigError, HukeError
 from k3cloud_client import K3CloudClient, K3CloudConfigError, K3CloudError
 
-from ._engine import DEFAULT_WINDOW, sync_customers
+from ._engine import sync_customers
 from ._errors import StateError
 from ._state import FileState
+from ._windows import DEFAULT_WINDOW
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from huke_client import Trade
 from huke_client.testing import fake_trade
 from huke_k3_bridge import SkipTrade, SyncReport, Template, TemplateError, trade_to_customer
-from huke_k3_bridge._engine import _encodable, _surely_encodable
+from huke_k3_bridge._books import _encodable, _surely_encodable
 from huke_k3_bridge._trade import wire_fields
 from k3cloud_client import Customer
 
