@@ -9,13 +9,16 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
-from typing import TextIO
+from typing import Any, TextIO
 
-from huke_client import HukeClient, HukeConfigError, HukeError
-from k3cloud_client import K3CloudClient, K3CloudConfigError, K3CloudError
+import anyio
 
-from ._engine import sync_customers
+from huke_client import AsyncHukeClient, HukeClient, HukeConfigError, HukeError
+from k3cloud_client import AsyncK3CloudClient, K3CloudClient, K3CloudConfigError, K3CloudError
+
+from ._engine import async_sync_customers, sync_customers
 from ._errors import StateError
+from ._report import SyncReport
 from ._state import FileState
 from ._windows import DEFAULT_WINDOW
 
@@ -129,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=400, help="customers per BatchSave (400)"
     )
     sync.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sync.add_argument(
+        "--async",
+        dest="use_async",
+        action="store_true",
+        help="use the async engine: fetches, looks up and saves concurrently",
+    )
     return parser
 
 
@@ -154,53 +163,76 @@ class _LogSetup:
             log.setLevel(level)
 
 
-def _clients(
-    args: argparse.Namespace,
-) -> tuple[HukeClient | None, K3CloudClient | None, list[str]]:
+_Clients = tuple[HukeClient | AsyncHukeClient | None, K3CloudClient | AsyncK3CloudClient | None]
+
+
+def _clients(args: argparse.Namespace) -> tuple[_Clients, list[str]]:
+    huke_cls = AsyncHukeClient if args.use_async else HukeClient
+    k3_cls = AsyncK3CloudClient if args.use_async else K3CloudClient
     problems: list[str] = []
-    huke: HukeClient | None = None
-    k3: K3CloudClient | None = None
+    huke: HukeClient | AsyncHukeClient | None = None
+    k3: K3CloudClient | AsyncK3CloudClient | None = None
     try:
-        huke = HukeClient.from_env()
+        huke = huke_cls.from_env()
     except (HukeConfigError, ValueError) as exc:
         problems.append(f"Huke: {exc}")
     try:
         if args.k3_ini:
-            k3 = K3CloudClient.from_ini(args.k3_ini, section=args.k3_section)
+            k3 = k3_cls.from_ini(args.k3_ini, section=args.k3_section)
         else:
-            k3 = K3CloudClient.from_env()
+            k3 = k3_cls.from_env()
     except (K3CloudConfigError, ValueError, OSError) as exc:
         problems.append(f"K/3 Cloud: {exc}")
-    return huke, k3, problems
+    return (huke, k3), problems
+
+
+async def _close_async(*clients: Any) -> None:
+    for client in clients:
+        if client is not None:
+            await client.aclose()
+
+
+def _run(huke: Any, k3: Any, use_async: bool, options: dict[str, Any]) -> SyncReport:
+    """The sync with clients of the engine's kind; closes them."""
+    if not use_async:
+        with huke, k3:
+            return sync_customers(huke, k3, **options)
+
+    async def run() -> SyncReport:
+        async with huke, k3:
+            return await async_sync_customers(huke, k3, **options)
+
+    return anyio.run(run)
 
 
 def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    huke, k3, problems = _clients(args)
+    (huke, k3), problems = _clients(args)
     if problems or huke is None or k3 is None:
         for problem in problems:
             print(f"huke-k3: configuration error: {problem}", file=err)
-        for client in (huke, k3):
-            if client is not None:
-                client.close()
+        if args.use_async:
+            anyio.run(_close_async, huke, k3)
+        else:
+            for client in (huke, k3):
+                if client is not None:
+                    client.close()  # type: ignore[union-attr]
         return EXIT_USAGE
     start: datetime | None = args.start
     if args.since is not None:
         end = args.end or datetime.now(timezone.utc).astimezone()
         start = end - args.since
+    options: dict[str, Any] = {
+        "start": start,
+        "end": args.end,
+        "on_existing": args.on_existing,
+        "batch_size": args.batch_size,
+        "dry_run": args.dry_run,
+        "state": FileState(args.state) if args.state else None,
+        "progress": False if args.no_progress or args.json else None,
+        "window": args.window,
+    }
     try:
-        with huke, k3:
-            report = sync_customers(
-                huke,
-                k3,
-                start=start,
-                end=args.end,
-                on_existing=args.on_existing,
-                batch_size=args.batch_size,
-                dry_run=args.dry_run,
-                state=FileState(args.state) if args.state else None,
-                progress=False if args.no_progress or args.json else None,
-                window=args.window,
-            )
+        report = _run(huke, k3, args.use_async, options)
     except (StateError, ValueError) as exc:
         print(f"huke-k3: {exc}", file=err)
         return EXIT_USAGE

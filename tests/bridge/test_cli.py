@@ -228,3 +228,31 @@ def test_parser_defaults() -> None:
     assert args.window == timedelta(days=1)
     assert not args.dry_run
     assert not args.json
+
+
+def test_sync_async_engine_over_loopback(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stage = Stage()
+    trades = stage.generate(60, buyers=20, missing_cid_every=30)
+    with stage.fake_huke.serve() as huke_server, stage.fake_k3.serve() as k3_server:
+        _serve_env(stage, clean_env, huke_server.url, k3_server.url)
+        assert main(["sync", "--async", "--since", "20h", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["ok"] is True
+        assert report["total"] == 60
+        assert report["counts"]["created"] == len(
+            {t["buyerCid"] for t in trades if "buyerCid" in t}
+        )
+        assert main(["sync", "--async", "--since", "20h", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["counts"]["created"] == 0
+    stage.customers()  # no number twice
+
+
+def test_sync_async_with_missing_settings_exits_2(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_env.setenv("HUKE_APP_KEY", "key")
+    clean_env.setenv("HUKE_APP_SECRET", "secret-value")
+    assert main(["sync", "--async"]) == 2
+    assert "K3CLOUD_SERVER_URL" in capsys.readouterr().err
