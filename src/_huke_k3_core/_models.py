@@ -12,7 +12,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -50,8 +50,6 @@ class WireModel:
     raw: Mapping[str, Any] = attrs.field(
         factory=lambda: _EMPTY, kw_only=True, repr=False, hash=False, converter=MappingProxyType
     )
-
-    _wire_names: ClassVar[dict[str, str]] = {}
 
     def __getitem__(self, wire_key: str) -> Any:
         try:
