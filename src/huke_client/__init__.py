@@ -32,7 +32,7 @@ from ._errors import (
     HukeTimeoutError,
 )
 from ._models import SearchTradesRequest, TimeRange, Trade, TradePage
-from ._pagination import LIST_KEYS, TOTAL_KEYS
+from ._pagination import LIST_KEYS, TOTAL_KEYS, TRADE_ID_KEYS
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_RESTARTS",
     "LIST_KEYS",
     "TOTAL_KEYS",
+    "TRADE_ID_KEYS",
     "AsyncHukeClient",
     "HukeAPIError",
     "HukeAuth",

@@ -45,7 +45,14 @@ from ._errors import (
     HukeTimeoutError,
 )
 from ._models import SearchTradesRequest, TimeRange, Trade, TradePage, converter
-from ._pagination import DEFAULT_MAX_RESTARTS, PagePlan, extract_page, has_next, windows
+from ._pagination import (
+    DEFAULT_MAX_RESTARTS,
+    PagePlan,
+    extract_page,
+    has_next,
+    trade_identity,
+    windows,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -153,6 +160,7 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         retry_codes: Iterable[int | str] = frozenset(),
         http_client: HttpxClientT | None = None,
         clock: Callable[[], float] = time.time,
+        null_first_page_is_empty: bool = False,
     ) -> None:
         if not app_key or not app_secret:
             raise HukeConfigError("app_key and app_secret must both be non-empty")
@@ -162,6 +170,11 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         bad = [c for c, code in codes.items() if code is None]
         if bad:
             raise HukeConfigError(f"retry_codes must be envelope codes (int or str), got {bad!r}")
+        #: Whether a null or missing ``data`` on page 1 means "no trades in this window". Off by
+        #: default: the contract does not say how an empty window is answered, and reading a lost
+        #: first page as an empty one would skip the whole window silently. Turn it on only for a
+        #: Huke seen to answer empty windows that way.
+        self.null_first_page_is_empty = bool(null_first_page_is_empty)
         #: Envelope codes that mean "try again later" (e.g. a rate limit); retried like HTTP 429.
         self.retry_codes: frozenset[int | str] = frozenset(
             code for code in codes.values() if code is not None
@@ -312,7 +325,12 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         make_request, unwrap = self._prepare(SEARCH_TRADES, {**request.to_wire(), **spec.extra})
 
         def parse(response: httpx.Response) -> TradePage:
-            result = self._trade_page(unwrap(response), spec, page, where=response.request.url.path)
+            data = unwrap(response)
+            # The body is quoted only where data is missing: decoding it costs on every page.
+            reply = response.text if data is None else None
+            result = self._trade_page(
+                data, spec, page, where=response.request.url.path, reply=reply
+            )
             self._logger.debug(
                 "%s [%d, %d] page %d: %d trades (total %s)",
                 SEARCH_TRADES,
@@ -326,8 +344,21 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
 
         return make_request, parse
 
-    def _trade_page(self, data: Any, spec: _SearchSpec, page: int, *, where: str) -> TradePage:
-        found = extract_page(data, where=where, items_key=spec.items_key, redact=self._redact)
+    def _trade_page(
+        self, data: Any, spec: _SearchSpec, page: int, *, where: str, reply: str | None = None
+    ) -> TradePage:
+        # A null ``data`` is a lost page (a transient error, retried, then raised). Only on page 1,
+        # and only when the caller says its Huke answers an empty window so, is it an empty page:
+        # there no page or total has promised a trade yet. From page 2 on the previous page was
+        # full, so trades were promised and a null is always a page lost.
+        found = extract_page(
+            data,
+            where=where,
+            items_key=spec.items_key,
+            redact=self._redact,
+            null_is_empty=page == 1 and self.null_first_page_is_empty,
+            reply=reply,
+        )
         structure = _structure_trade
         trades: list[Trade] = []
         for index, item in enumerate(found.items):
@@ -382,8 +413,13 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
 
     def _record(self, plan: PagePlan, spec: _SearchSpec, page: TradePage) -> bool:
         """Tell ``plan`` about ``page``; whether to yield it. A page that shows its window's
-        listing changed is not: it belongs to the changed listing, which is read again whole."""
-        restart = plan.record(count=len(page.trades), page_size=spec.page_size, total=page.total)
+        listing inconsistent is not: the window is read again whole, this page included."""
+        restart = plan.record(
+            count=len(page.trades),
+            page_size=spec.page_size,
+            total=page.total,
+            ids=[trade_identity(trade.raw) for trade in page.trades],
+        )
         if restart is None:
             return True
         self._logger.warning("%s", restart.message())
@@ -453,24 +489,32 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         **extra: Any,
     ) -> Iterator[TradePage]:
         """Every page of the search, window by window (``window`` splits ``[start, end]`` into
-        consecutive ranges at millisecond granularity), page by page, until the stop rules say
-        so. Raises ``HukePageLimitError`` rather than fetch more than ``max_pages`` pages.
+        consecutive ranges at millisecond granularity), page by page, until each window's
+        listing ends consistently. Raises ``HukePageLimitError`` rather than fetch more than
+        ``max_pages`` pages.
+
+        A window ends only on a page shorter than the page size (a full page always asks for
+        the next) and, when the replies carry a total, once the trades delivered reach it. A
+        page without ``data`` is a lost page (``HukeResponseError``, retried), never an empty
+        one (on page 1 only with ``null_first_page_is_empty=True``).
 
         Pages are offsets into a listing that may change while it is read: a trade removed from
         the part already read shifts the later ones left, and one of them would never be
         fetched. So when the replies carry a total and it drops between two pages of one
-        window, that window is read again from page 1 (a warning is logged). A growing total is
-        followed instead: an insertion can only make a trade arrive twice. **Trades may repeat —
-        dedupe by your own key (e.g. ``tid``); huke_k3_bridge does.** The page that showed the drop is not
-        yielded (the window is read again whole), so the trades that existed throughout still
-        first appear in listing order, each repeat after its first copy. After ``max_restarts``
-        restarts of one window (default 3; 0 never restarts) ``HukeConsistencyError`` is raised
-        rather than risk losing a trade silently.
+        window, or a page shows the listing inconsistent with its total (ending short of it, or
+        delivering more), that window is read again from page 1 (a warning is logged). A growing
+        total is followed instead: an insertion can only make a trade arrive twice. **Trades may
+        repeat — dedupe by your own key (e.g. ``tid``); huke_k3_bridge does.** The page that
+        showed the inconsistency is not yielded (the window is read again whole), so the trades
+        that existed throughout still first appear in listing order, each repeat after its first
+        copy. After ``max_restarts`` restarts of one window (default 3; 0 never restarts)
+        ``HukeConsistencyError`` is raised rather than risk losing a trade silently.
 
-        Only a change of the total is seen: when the replies carry no total (a bare list, or an
-        object without one of ``TOTAL_KEYS``) a shift cannot be detected and a trade removed
-        while paging may go unfetched; nor can an insertion and a removal between the same two
-        pages, which leave the total as it was."""
+        Without a total in the replies (a bare list, or an object without one of
+        ``TOTAL_KEYS``) only the page sizes can be judged: a short page ends the window, so a
+        shift, a page cut short, or a server that caps the page size below ``page_size`` cannot
+        be seen; nor, with a total, can an insertion and a removal between the same two pages,
+        which leave the total as it was."""
         spec = self._spec(
             page_size=page_size,
             source=source,
@@ -498,9 +542,10 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
     ) -> Iterator[Trade]:
         """Every trade of every page of ``iter_trade_pages`` (same arguments), in order.
 
-        A window whose listing changed while it was read is read again; its trades may repeat —
-        dedupe by your own key (e.g. ``tid``); huke_k3_bridge does. See ``iter_trade_pages`` for
-        when a change is seen (only with a total in the replies) and for ``max_restarts``."""
+        A window whose listing was inconsistent while it was read is read again; its trades may
+        repeat — dedupe by your own key (e.g. ``tid``); huke_k3_bridge does. See
+        ``iter_trade_pages`` for when a window ends, what is seen (most of it only with a total
+        in the replies) and ``max_restarts``."""
         pages = self.iter_trade_pages(
             start=start,
             end=end,
@@ -581,9 +626,10 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
     ) -> AsyncIterator[TradePage]:
         """See ``HukeClient.iter_trade_pages``; use with ``async for``.
 
-        A window whose listing changed while it was read is read again; its trades may repeat —
-        dedupe by your own key; huke_k3_bridge does. After ``max_restarts`` restarts of one
-        window, ``HukeConsistencyError``. Without a total in the replies no change is seen."""
+        A window whose listing was inconsistent while it was read is read again; its trades may
+        repeat — dedupe by your own key; huke_k3_bridge does. After ``max_restarts`` restarts of
+        one window, ``HukeConsistencyError``. Without a total in the replies only page sizes are
+        judged."""
         spec = self._spec(
             page_size=page_size,
             source=source,
@@ -611,8 +657,8 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
     ) -> AsyncIterator[Trade]:
         """See ``HukeClient.iter_trades``; use with ``async for``.
 
-        A window whose listing changed while it was read is read again; its trades may repeat —
-        dedupe by your own key; huke_k3_bridge does."""
+        A window whose listing was inconsistent while it was read is read again; its trades may
+        repeat — dedupe by your own key; huke_k3_bridge does."""
         pages = self.iter_trade_pages(
             start=start,
             end=end,

@@ -78,13 +78,15 @@ class HukePageLimitError(HukeError):
 
 
 class HukeConsistencyError(HukeError):
-    """The listing of one window kept changing while it was read, ``max_restarts`` times over.
+    """The listing of one window could not be read consistently, ``max_restarts`` times over.
 
     Offset pages over a listing that changes shift: a trade removed from the part already read
-    moves every later trade one place left, and one of them is never fetched. When the reply's
-    total drops between two pages of a window, the window is read again from page 1; this error
-    is raised when that did not help ``max_restarts`` times, so that trades are never lost
-    silently. Retry later, or narrow the range with ``window=``.
+    moves every later trade one place left, and one of them is never fetched. And a listing that
+    ends short of its own total, or whose full pages hold more trades than its total, has lost or
+    miscounted a page. Each of these makes the client read the window again from page 1; this
+    error is raised when that did not help ``max_restarts`` times, so that trades are never lost
+    silently (the bridge then reports a fetch failure and keeps its watermark before the window).
+    Retry later, or narrow the range with ``window=``.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class HukeConsistencyError(HukeError):
         window: tuple[int, int],
         totals_seen: tuple[int, ...],
         max_restarts: int,
+        kind: str = "dropped",
     ) -> None:
         super().__init__(message)
         #: The window that could not be read consistently: ``(start_ms, end_ms)``, inclusive.
@@ -102,3 +105,8 @@ class HukeConsistencyError(HukeError):
         self.totals_seen = totals_seen
         #: How many times the window was read again before giving up.
         self.max_restarts = max_restarts
+        #: What was wrong the last time (see ``huke_client._pagination.RESTART_KINDS``):
+        #: ``"dropped"`` (the total fell between two pages), ``"short"`` (the listing ended short
+        #: of its total), ``"overfull"`` (full pages held more trades than the total) or
+        #: ``"oversized"`` (a page held more than the page size page 1 showed).
+        self.kind = kind

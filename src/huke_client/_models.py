@@ -91,8 +91,9 @@ class TradePage:
     page_size: int
     #: How many trades the whole query matches, when Huke says (``None`` when it does not).
     total: int | None
-    #: Whether another page may hold trades. Decided by the stop rules: an empty page, a short
-    #: page (when no total is known) or a known total reached (assuming earlier pages were full).
+    #: Whether another page may hold trades, as far as this page alone tells: a full page always
+    #: asks for the next; an empty or short page ends the listing unless a known total says more
+    #: (assuming earlier pages were full; ``iter_trade_pages`` judges the whole listing).
     has_next: bool
     #: The response's ``data`` exactly as received.
     raw: Any = attrs.field(repr=False, eq=False)

@@ -2,20 +2,40 @@
 
 The shape of ``data`` in a ``trade/searchTrades`` reply is not public, so it is detected: a bare
 list, or an object holding the list under one of ``LIST_KEYS`` (optionally with a total under one
-of ``TOTAL_KEYS``). Nothing here does I/O; the sync and async clients both drive ``PagePlan``.
+of ``TOTAL_KEYS``). A missing or null ``data`` is not one of those shapes: it is a lost page (a
+``HukeResponseError``, retried like a body cut short); only a client made with
+``null_first_page_is_empty=True`` reads it on page 1 as an empty window (see ``extract_page``).
+Nothing here does I/O; the sync and async clients both drive ``PagePlan``.
 
-Pages are offsets into a listing that may change while it is read. When the replies carry a
-total and it drops between two pages of one window, ``PagePlan`` reads that window again from
-page 1 (at most ``max_restarts`` times, then ``HukeConsistencyError``): a trade removed from the
-part already read would otherwise shift a later one out of sight. A total that grows is accepted:
-an insertion can only shift a trade into a later page (seen twice, never lost), and on a busy shop
-a window that ends "now" grows all the time, so restarting on growth would never finish. Without
-a total no change can be seen, and none is acted on.
+A window is complete only when its listing ends consistently: on a page shorter than the page
+size and, when the replies carry a total, once the trades delivered by this reading of the window
+reach it. A full page always asks for the next one, whatever the total says. Anything else is an
+inconsistency, and ``PagePlan`` reads the window again from page 1 (at most ``max_restarts``
+times, then ``HukeConsistencyError``):
+
+* the total drops between two pages: trades were removed, and a trade removed from the part
+  already read would otherwise shift a later one out of sight (``"dropped"``);
+* a short or empty page while the total says more has arrived (``"short"``): a page was lost or
+  cut short;
+* the trades delivered exceed the total (``"overfull"``): the pages or the total are wrong, and
+  stopping at the total would drop what follows;
+* a page holds more trades than the page size page 1 showed (``"oversized"``, below).
+
+A total that grows is followed: an insertion can only shift a trade into a later page (seen twice,
+never lost), and on a busy shop a window that ends "now" grows all the time, so restarting on
+growth would never finish. Without a total only the page sizes can be judged: a short page ends
+the window.
+
+A server may cap the page size below what was asked. Page 1 shows it: a short page 1 (not empty)
+whose total says more is taken as the server's page size, the size later pages of that reading
+are judged by. A short page anywhere else, while the total says more, is a lost page. (A page 1
+cut short by a fault is caught too, later: the listing then ends short of its total, or a later
+page holds more than page 1 did.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,13 +48,16 @@ from ._errors import HukeConsistencyError, HukePageLimitError, HukeResponseError
 __all__ = [
     "DEFAULT_MAX_RESTARTS",
     "LIST_KEYS",
+    "RESTART_KINDS",
     "TOTAL_KEYS",
+    "TRADE_ID_KEYS",
     "PageData",
     "PagePlan",
     "Restart",
     "describe_window",
     "extract_page",
     "has_next",
+    "trade_identity",
     "windows",
 ]
 
@@ -42,8 +65,36 @@ __all__ = [
 LIST_KEYS = ("list", "trades", "records", "rows", "items", "data")
 #: Keys that may hold the total number of matching trades, tried in this order.
 TOTAL_KEYS = ("total", "totalCount", "count")
-#: Default cap on how many times one window is read again because its listing changed.
+#: Wire fields that may hold a trade's own id, tried in this order: how a page served twice is
+#: told from new trades. The Huke API does not document one; these are the names seen in public
+#: clients and in the simulator.
+TRADE_ID_KEYS: tuple[str, ...] = ("tradeId", "tid", "tradeNo", "orderId", "id")
+
+
+def trade_identity(raw: Mapping[str, Any]) -> Hashable | None:
+    """What tells a trade served again from another: its own id (the first of ``TRADE_ID_KEYS``
+    holding text or an integer) with its buyer and creation time, since some shops' ids are
+    unique per shop only. ``None`` for a trade without an id."""
+    for key in TRADE_ID_KEYS:
+        value = raw.get(key)
+        if isinstance(value, str) and value.strip():
+            ident = value.strip()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            ident = str(value)
+        else:
+            continue
+        return (ident, _scalar(raw.get("buyerCid")), _scalar(raw.get("createTime")))
+    return None
+
+
+def _scalar(value: Any) -> Hashable:
+    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+
+
+#: Default cap on how many times one window is read again because its listing was inconsistent.
 DEFAULT_MAX_RESTARTS = 3
+#: Why a window is read again (``Restart.kind``, ``HukeConsistencyError.kind``); see the module.
+RESTART_KINDS = ("dropped", "short", "overfull", "oversized", "repeated")
 
 
 @attrs.frozen
@@ -80,14 +131,29 @@ def extract_page(
     where: str,
     items_key: str | None = None,
     redact: Callable[[str], str] = str,
+    null_is_empty: bool = False,
+    reply: str | None = None,
 ) -> PageData:
     """The list of items (and the total, if any) in a reply's ``data``.
 
-    ``None`` counts as an empty page: a successful envelope with no data carries no trades.
+    A missing or null ``data`` (``None``) is a ``HukeResponseError`` marked ``transient``, so that
+    reads retry it like a body cut short: a success that carries no list is a lost page, and
+    counting it as an empty one would end the window on trades never seen. ``null_is_empty=True``
+    (the client passes it for page 1 only, see ``_HukeCore._trade_page``) accepts it as an empty
+    page without a total instead. ``reply`` (the whole body, when known) is what the error quotes.
     Raises ``HukeResponseError`` naming the keys it saw when the shape is anything else.
     """
     if data is None:
-        return PageData([], None)
+        if null_is_empty:
+            return PageData([], None)
+        body = redact(snippet(reply if reply is not None else "null"))
+        raise HukeResponseError(
+            f"{where}: the reply says success but its data is missing or null, where a list of "
+            "trades (or an object holding one) was expected; a page that holds nothing is a lost "
+            f"page, not an empty one; received: {body}",
+            body=body,
+            transient=True,
+        )
     if isinstance(data, list):
         return PageData(data, None)
     if isinstance(data, Mapping):
@@ -114,19 +180,20 @@ def extract_page(
 
 
 def has_next(*, count: int, page_size: int, total: int | None, seen: int) -> bool:
-    """Whether to ask for the next page after one that held ``count`` items.
+    """Whether another page may hold trades, judged from one page that held ``count`` items.
 
-    ``seen`` counts the items received in this range so far, this page included. An empty page
-    ends the range. With a known ``total`` the range ends once ``seen`` reaches it; a short page
-    before that does not end it (the server may cap page sizes below what was asked, and stopping
-    there would lose trades; the cost is at most one extra, empty, request). Without a total, a
-    short page ends the range. A full page never does.
+    ``seen`` counts the items received in this range so far, this page included. A full page
+    always may (even when ``seen`` reached the total: only the next page shows where the listing
+    ends). An empty page does not. A short page does only while a known ``total`` says more (the
+    server may cap page sizes below what was asked). ``PagePlan`` judges a whole reading of a
+    window more strictly: there a short page while the total says more is an inconsistency,
+    unless it is page 1 (see the module docstring).
     """
-    if count == 0:
+    if count >= page_size:
+        return True
+    if count == 0 or total is None:
         return False
-    if total is not None:
-        return seen < total
-    return count >= page_size
+    return seen < total
 
 
 def windows(start_ms: int, end_ms: int, window_ms: int | None) -> Iterator[tuple[int, int]]:
@@ -160,8 +227,19 @@ def describe_window(start_ms: int, end_ms: int) -> str:
 
 @attrs.frozen
 class Restart:
-    """A window is read again from page 1: its total dropped from ``before`` to ``after`` on
-    page ``page``. This is restart ``number`` of at most ``max_restarts`` for the window."""
+    """A window is read again from page 1 because page ``page`` showed its listing inconsistent.
+    This is restart ``number`` of at most ``max_restarts`` for the window.
+
+    ``kind`` (one of ``RESTART_KINDS``) says what was wrong, and what ``before`` and ``after`` are:
+
+    * ``"dropped"``: the total fell from ``before`` to ``after``;
+    * ``"short"``: the listing ended after ``after`` trades while its total said ``before``;
+    * ``"overfull"``: the pages delivered ``after`` trades, more than the total ``before``;
+    * ``"oversized"``: the page held ``after`` trades, more than the ``before`` of page 1 (taken
+      as the server's page size);
+    * ``"repeated"``: ``after`` trades came again in this reading, more than the ``before`` the
+      total grew by (an insertion repeats a trade; a page served twice repeats a page).
+    """
 
     window: tuple[int, int]
     page: int
@@ -169,16 +247,48 @@ class Restart:
     after: int
     number: int
     max_restarts: int
+    kind: str = "dropped"
+
+    def problem(self) -> str:
+        """What page ``page`` showed, in words."""
+        return _problem(self.kind, self.page, self.before, self.after)
 
     def message(self) -> str:
         """Why the window is read again, for a log line."""
         return (
-            f"trade/searchTrades {describe_window(*self.window)}: the total dropped from "
-            f"{self.before} to {self.after} by page {self.page}, so trades were removed while "
-            "the window was read and its later pages shifted; reading the window again "
-            f"from page 1 (restart {self.number} of at most {self.max_restarts}); trades "
-            "already yielded may repeat"
+            f"trade/searchTrades {describe_window(*self.window)}: {self.problem()}; reading "
+            f"the window again from page 1 (restart {self.number} of at most "
+            f"{self.max_restarts}); trades already yielded may repeat"
         )
+
+
+def _problem(kind: str, page: int, before: int, after: int) -> str:
+    if kind == "dropped":
+        return (
+            f"the total dropped from {before} to {after} by page {page}, so trades were removed "
+            "while the window was read and its later pages shifted"
+        )
+    if kind == "short":
+        return (
+            f"the listing ended on page {page} after {after} trades while its total says "
+            f"{before}, so a page was lost or cut short"
+        )
+    if kind == "overfull":
+        return (
+            f"the pages delivered {after} trades by page {page}, more than the total of "
+            f"{before}, so the pages or the total are wrong and stopping at the total could "
+            "drop trades"
+        )
+    if kind == "repeated":
+        return (
+            f"by page {page}, {after} trade(s) came a second time while the total grew by only "
+            f"{before}, so a page was served again in place of another and counting to the total "
+            "would end the window on trades never seen"
+        )
+    return (
+        f"page {page} held {after} trades, more than the {before} of page 1 (taken as the "
+        "server's page size), so page 1 was cut short or the server's pages are inconsistent"
+    )
 
 
 class PagePlan:
@@ -187,10 +297,10 @@ class PagePlan:
     Drive it with ``next_call()`` then ``record(...)`` for each page fetched. ``next_call`` raises
     ``HukePageLimitError`` rather than exceed ``max_pages`` when more pages are needed.
 
-    A window whose total drops between two of its pages is read again from page 1 (``record``
-    returns a ``Restart``); after ``max_restarts`` such restarts of one window, ``record`` raises
-    ``HukeConsistencyError``. A growing total is followed, not restarted for (see the module
-    docstring). Pages without a total are never compared.
+    A window is complete only when its listing ends consistently (see the module docstring); on
+    an inconsistency ``record`` returns a ``Restart`` and the window is read again from page 1.
+    After ``max_restarts`` such restarts of one window, ``record`` raises
+    ``HukeConsistencyError``. A growing total is followed, not restarted for.
     """
 
     def __init__(
@@ -221,9 +331,17 @@ class PagePlan:
 
     def _begin_pass(self) -> None:
         self._page = 1
+        # Trade identities delivered by this reading, repeats seen, and how far the total grew:
+        # every repeat must be explained by an insertion (which shifts a trade into a later page).
+        self._ids: set[Hashable] = set()
+        self._repeats = 0
+        self._grown = 0
+        # Items delivered by this reading of the window, the page being recorded included.
         self._seen = 0
         # The highest total this reading of the window has seen; a lower one means trades left.
         self._pass_total: int | None = None
+        # The server's page size when page 1 showed it caps below what was asked.
+        self._cap: int | None = None
 
     def next_call(self) -> tuple[int, int, int] | None:
         """``(start_ms, end_ms, page)`` of the next request, or ``None`` when all is fetched."""
@@ -239,43 +357,74 @@ class PagePlan:
             )
         return (*self._current, self._page)
 
-    def record(self, *, count: int, page_size: int, total: int | None) -> Restart | None:
-        """Account for the page just fetched (``count`` items; ``total`` if the server said).
+    def record(
+        self,
+        *,
+        count: int,
+        page_size: int,
+        total: int | None,
+        ids: Sequence[Hashable | None] | None = None,
+    ) -> Restart | None:
+        """Account for the page just fetched (``count`` items; ``total`` if the server said;
+        ``ids``, the items' identities where known, ``None`` for one without).
 
-        Returns a ``Restart`` when the total is lower than this reading of the window has seen
-        (the next call is then page 1 of the same window), else ``None``. Raises
-        ``HukeConsistencyError`` instead when the window was already restarted ``max_restarts``
-        times.
+        Returns a ``Restart`` when the page shows the window's listing inconsistent (the next
+        call is then page 1 of the same window), else ``None``. Raises ``HukeConsistencyError``
+        instead when the window was already restarted ``max_restarts`` times.
         """
         self.pages_fetched += 1
         if total is not None:
             if not self._totals or self._totals[-1] != total:
                 self._totals.append(total)
             if self._pass_total is not None and total < self._pass_total:
-                return self._restart(before=self._pass_total, after=total)
+                return self._restart("dropped", before=self._pass_total, after=total)
+            if self._pass_total is not None:
+                self._grown += total - self._pass_total
             self._pass_total = total
+        if ids:
+            # Against earlier pages only: a listing may hold one trade twice on a page (that the
+            # bridge merges); what matters is a page serving what an earlier one served.
+            page_ids = {ident for ident in ids if ident is not None}
+            repeats = len(page_ids & self._ids)
+            self._ids |= page_ids
+            self._repeats += repeats
+            # A page served again in place of the next one would reach the total with trades
+            # never seen. With a total, each repeat must be matched by growth; without one, only
+            # a page of nothing but repeats is surely wrong (an insertion repeats some).
+            if repeats and (
+                self._repeats > self._grown if total is not None else repeats == len(page_ids)
+            ):
+                return self._restart("repeated", before=self._grown, after=self._repeats)
         self._seen += count
-        if has_next(count=count, page_size=page_size, total=total, seen=self._seen):
-            self._page += 1
-        else:
+        # A page without a total is judged by the latest total of its window, if any: a reply
+        # that stops carrying one (a null page 1, say) must not end the window unjudged.
+        known = self._pass_total
+        if known is None and self._totals:
+            known = self._totals[-1]
+        # Offset pages over an honest listing never deliver more than its total, not even when
+        # it changes (an insertion raises the total as it shifts a trade into a later page).
+        if known is not None and self._seen > known:
+            return self._restart("overfull", before=known, after=self._seen)
+        if self._cap is not None and count > self._cap:
+            return self._restart("oversized", before=self._cap, after=count)
+        if count >= (page_size if self._cap is None else self._cap):
+            self._page += 1  # full: only the next page shows where the listing ends
+            return None
+        if known is None or self._seen >= known:
             self._current = next(self._ranges, None)
             self._open_window()
-        return None
+            return None
+        if self._page == 1 and count > 0:
+            # Short but the total says more: the server serves at most ``count`` per page.
+            self._cap = count
+            self._page += 1
+            return None
+        return self._restart("short", before=known, after=self._seen)
 
-    def _restart(self, *, before: int, after: int) -> Restart:
+    def _restart(self, kind: str, *, before: int, after: int) -> Restart:
         assert self._current is not None  # record() follows a next_call() that returned a call
         if self._window_restarts >= self.max_restarts:
-            totals = ", ".join(str(t) for t in self._totals)
-            raise HukeConsistencyError(
-                f"trade/searchTrades {describe_window(*self._current)}: the listing kept "
-                f"changing while it was read (totals seen: {totals}), even after reading it again "
-                f"max_restarts={self.max_restarts} times; offset pages over a changing listing "
-                "can skip trades, so this stops rather than lose one silently; retry later, or "
-                "narrow the range (window=)",
-                window=self._current,
-                totals_seen=tuple(self._totals),
-                max_restarts=self.max_restarts,
-            )
+            raise self._give_up(kind, before=before, after=after)
         self._window_restarts += 1
         self.restarts += 1
         restart = Restart(
@@ -285,6 +434,35 @@ class PagePlan:
             after=after,
             number=self._window_restarts,
             max_restarts=self.max_restarts,
+            kind=kind,
         )
         self._begin_pass()
         return restart
+
+    def _give_up(self, kind: str, *, before: int, after: int) -> HukeConsistencyError:
+        assert self._current is not None
+        window = describe_window(*self._current)
+        totals = ", ".join(str(t) for t in self._totals) or "none"
+        if kind == "dropped":
+            message = (
+                f"trade/searchTrades {window}: the listing kept changing while it was read "
+                f"(totals seen: {totals}), even after reading it again "
+                f"max_restarts={self.max_restarts} times; offset pages over a changing listing "
+                "can skip trades, so this stops rather than lose one silently; retry later, or "
+                "narrow the range (window=)"
+            )
+        else:
+            message = (
+                f"trade/searchTrades {window}: the listing did not end consistently: "
+                f"{_problem(kind, self._page, before, after)} (totals seen: {totals}), even "
+                f"after reading it again max_restarts={self.max_restarts} times; this stops "
+                "rather than end the window on trades never seen; retry later, or narrow the "
+                "range (window=)"
+            )
+        return HukeConsistencyError(
+            message,
+            window=self._current,
+            totals_seen=tuple(self._totals),
+            max_restarts=self.max_restarts,
+            kind=kind,
+        )

@@ -21,6 +21,10 @@ The store may change between two pages, as the real one does while a client page
 ``fake.on_page(hook)`` runs ``hook(served)`` after each ``trade/searchTrades`` page is made and
 before it is answered, and ``fake.remove_trades(...)`` / ``fake.add_trades(...)`` change the store.
 
+A page may also be misreported: ``fake.listing_fault(kind, page=2)`` answers matching pages with
+no ``data``, a null one, no trades, one trade short, or another total (see ``ListingFault``),
+until it has struck ``times`` pages or is cancelled.
+
 Faults come from the shared machinery: ``fake.inject(Fault.http_status(503))``,
 ``fake.inject(envelope_error(40100, "rate limited"))`` and so on.
 """
@@ -34,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from enum import IntEnum
+from enum import Enum, IntEnum
 from operator import itemgetter
 from typing import Any
 
@@ -49,8 +53,11 @@ from ._client import AsyncHukeClient, HukeClient, to_epoch_ms
 
 __all__ = [
     "DATA_SHAPES",
+    "LISTING_FAULT_KINDS",
+    "NO_DATA",
     "FakeHuke",
     "Fault",
+    "ListingFault",
     "LoopbackServer",
     "ServedPage",
     "SimCode",
@@ -125,6 +132,93 @@ class ServedPage:
 
 PageHook = Callable[[ServedPage], object]
 
+#: What ``ListingFault`` can do to a page (see its docstring).
+LISTING_FAULT_KINDS = ("no_data", "null_data", "empty", "short", "total")
+
+
+class _Absent(Enum):
+    NO_DATA = "NO_DATA"
+
+    def __repr__(self) -> str:
+        return "NO_DATA"
+
+
+#: What a route returns for a success envelope without a ``data`` key at all.
+NO_DATA = _Absent.NO_DATA
+
+
+class ListingFault:
+    """A way ``FakeHuke`` misreports ``trade/searchTrades`` pages; made by
+    ``FakeHuke.listing_fault``. It strikes each page that matches (``page``, ``when``) until it has
+    struck ``times`` pages (``None``: no limit) or is ``cancel()``-ed. ``kind`` is one of:
+
+    * ``"no_data"``: a success envelope without a ``data`` key;
+    * ``"null_data"``: a success envelope whose ``data`` is null;
+    * ``"empty"``: the page holds no trades (the total, if sent, is the true one);
+    * ``"short"``: the page holds one trade less than it should (its last one is left out);
+    * ``"total"``: the total sent is ``total`` (an int, or a function of the ``ServedPage``)
+      instead of the true one; visible only with ``data_shape="object"``.
+
+    Faults strike in the order they were added; a page with no ``data`` ends that order.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        page: int | None = None,
+        times: int | None = None,
+        when: Callable[[ServedPage], bool] | None = None,
+        total: int | Callable[[ServedPage], int] | None = None,
+    ) -> None:
+        if kind not in LISTING_FAULT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(LISTING_FAULT_KINDS)}, not {kind!r}")
+        if (kind == "total") != (total is not None):
+            raise ValueError('total= is required by kind="total" and only by it')
+        if page is not None and page < 1:
+            raise ValueError(f"page must be >= 1 (or None for every page), got {page}")
+        if times is not None and times < 1:
+            raise ValueError(f"times must be >= 1 (or None for no limit), got {times}")
+        self.kind = kind
+        self.page = page
+        self.times = times
+        self.when = when
+        self.total = total
+        #: The pages struck so far, as they were made (before the fault).
+        self.struck: list[ServedPage] = []
+        self._cancelled = False
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"ListingFault({self.kind!r}, page={self.page!r}, times={self.times!r}, "
+            f"struck={len(self.struck)}, active={self.active})"
+        )
+
+    @property
+    def active(self) -> bool:
+        """Whether it may still strike."""
+        return not self._cancelled and (self.times is None or len(self.struck) < self.times)
+
+    def cancel(self) -> None:
+        """Strike no more pages."""
+        self._cancelled = True
+
+    def _strikes(self, served: ServedPage) -> bool:
+        if self.page is not None and served.page != self.page:
+            return False
+        if self.when is not None and not self.when(served):
+            return False
+        with self._lock:
+            if not self.active:
+                return False
+            self.struck.append(served)
+        return True
+
+    def _total_for(self, served: ServedPage) -> int:
+        assert self.total is not None  # checked in __init__
+        return self.total(served) if callable(self.total) else self.total
+
 
 class FakeHuke(FaultInjectingSimulator):
     """A strict, in-memory Huke: verifies signatures, validates bodies, serves trades.
@@ -176,6 +270,7 @@ class FakeHuke(FaultInjectingSimulator):
         self._index: dict[str, tuple[list[int], list[dict[str, Any]]]] = {}
         self._routes: dict[str, Route] = {"trade/searchTrades": self._search_trades}
         self._page_hooks: list[PageHook] = []
+        self._listing_faults: list[ListingFault] = []
         self.add_trades(trades)
 
     def __repr__(self) -> str:
@@ -226,6 +321,41 @@ class FakeHuke(FaultInjectingSimulator):
         can decorate). Faulted requests never reach the hooks."""
         self._page_hooks.append(hook)
         return hook
+
+    def listing_fault(
+        self,
+        kind: str,
+        *,
+        page: int | None = None,
+        times: int | None = None,
+        when: Callable[[ServedPage], bool] | None = None,
+        total: int | Callable[[ServedPage], int] | None = None,
+    ) -> ListingFault:
+        """Misreport the ``trade/searchTrades`` pages numbered ``page`` (``None``: every page) for
+        which ``when(served)`` holds, as ``kind`` says (see ``ListingFault``), ``times`` pages at
+        most (``None``: until cancelled). The store is untouched: a page read again without the
+        fault is the true one. Faulted requests (``inject``) never reach it."""
+        fault = ListingFault(kind, page=page, times=times, when=when, total=total)
+        self._listing_faults.append(fault)
+        return fault
+
+    def _misreport(
+        self, served: ServedPage, items: list[dict[str, Any]], total: int
+    ) -> tuple[list[dict[str, Any]], int] | _Absent | None:
+        for fault in list(self._listing_faults):
+            if not fault._strikes(served):
+                continue
+            if fault.kind == "no_data":
+                return NO_DATA
+            if fault.kind == "null_data":
+                return None
+            if fault.kind == "empty":
+                items = []
+            elif fault.kind == "short":
+                items = items[:-1]
+            else:
+                total = fault._total_for(served)
+        return items, total
 
     @property
     def trades(self) -> list[dict[str, Any]]:
@@ -297,6 +427,8 @@ class FakeHuke(FaultInjectingSimulator):
             data = route(body)
         except _Rejected as rejected:
             return self._reply(request, envelope(rejected.code, rejected.msg))
+        if data is NO_DATA:
+            return self._reply(request, dumps({"code": SimCode.OK, "msg": "success"}))
         return self._reply(request, envelope(SimCode.OK, "success", data))
 
     @staticmethod
@@ -369,15 +501,21 @@ class FakeHuke(FaultInjectingSimulator):
         low, high = bisect.bisect_left(keys, start), bisect.bisect_right(keys, end)
         first = low + (page - 1) * size
         found = items[first : min(first + size, high)] if first < high else []
-        if self._page_hooks:
-            served = ServedPage(start, end, page, size, high - low, tuple(dict(t) for t in found))
+        total = high - low
+        if self._page_hooks or self._listing_faults:
+            served = ServedPage(start, end, page, size, total, tuple(dict(t) for t in found))
             for hook in list(self._page_hooks):
                 hook(served)
+            if self._listing_faults:
+                misreported = self._misreport(served, found, total)
+                if misreported is None or misreported is NO_DATA:
+                    return misreported
+                found, total = misreported
         if self.data_shape == "list":
             return found
         if self.data_shape == "object_no_total":
             return {self.items_key: found}
-        return {self.items_key: found, self.total_key: high - low}
+        return {self.items_key: found, self.total_key: total}
 
 
 def _text(obj: Mapping[str, Any], key: str, where: str) -> str:

@@ -291,6 +291,8 @@ def test_pages_without_a_total_are_never_compared() -> None:
     assert plan.record(count=2, page_size=2, total=6) is None
     assert plan.record(count=2, page_size=2, total=None) is None  # no total: nothing to compare
     assert plan.record(count=2, page_size=2, total=6) is None
+    assert plan.next_call() == (0, 9, 4)  # full pages: the listing ends only on a short one
+    assert plan.record(count=0, page_size=2, total=6) is None
     assert plan.next_call() is None
     assert plan.restarts == 0
 

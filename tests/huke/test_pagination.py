@@ -30,7 +30,7 @@ def tids(trades: Sequence[Trade]) -> list[str]:
     [
         (0, "object", 1),
         (1, "object", 1),
-        (100, "object", 1),  # the known total is reached: no extra request
+        (100, "object", 2),  # a full page never ends the range, even at its total
         (101, "object", 2),
         (0, "object_no_total", 1),
         (1, "object_no_total", 1),
@@ -120,13 +120,12 @@ def test_items_key_that_is_absent_is_named() -> None:
         extract_page({"list": []}, where="w", items_key="rows")
 
 
-def test_extract_page_reads_totals_and_tolerates_null_data() -> None:
+def test_extract_page_reads_totals() -> None:
     assert extract_page([1, 2], where="w").items == [1, 2]
     assert extract_page({"list": [1], "total": "7"}, where="w").total == 7
     assert extract_page({"list": [1], "totalCount": 9}, where="w").total == 9
     assert extract_page({"list": [1], "total": None, "count": 3}, where="w").total == 3
     assert extract_page({"list": [1]}, where="w").total is None
-    assert extract_page(None, where="w").items == []
     with pytest.raises(HukeResponseError, match=r"data\['total'\] should be a non-negative count"):
         extract_page({"list": [], "total": "many"}, where="w")
 
@@ -144,7 +143,9 @@ def test_has_next_rules() -> None:
     assert has_next(count=0, page_size=10, total=None, seen=0) is False
     assert has_next(count=3, page_size=10, total=None, seen=3) is False  # short page
     assert has_next(count=10, page_size=10, total=None, seen=10) is True  # never stop after full
-    assert has_next(count=10, page_size=10, total=10, seen=10) is False  # total reached
+    # A full page at the total: only the next page shows where the listing ends.
+    assert has_next(count=10, page_size=10, total=10, seen=10) is True
+    assert has_next(count=4, page_size=10, total=14, seen=14) is False  # total reached
     assert has_next(count=10, page_size=10, total=25, seen=20) is True
     # A short page before a known total: the server may cap page sizes; keep going.
     assert has_next(count=5, page_size=10, total=25, seen=5) is True
