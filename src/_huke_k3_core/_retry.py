@@ -15,20 +15,33 @@ RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 @attrs.frozen
 class RetryPolicy:
-    """Capped exponential backoff with jitter.
+    """Capped exponential backoff with full jitter, ``Retry-After`` as a floor.
 
-    The n-th retry (n from 0) waits ``min(max_delay, initial_delay * 2**n)``, reduced by up to
-    ``jitter`` (a fraction) so that many clients do not retry in lockstep. A ``Retry-After`` from
-    the server replaces the computed delay, capped at ``max_retry_after``.
+    The n-th retry (n from 0) has a backoff of ``b = min(max_delay, initial_delay * 2**n)`` and
+    waits ``b * (1 - jitter) + uniform(0, jitter * b)``: with the default ``jitter=1`` that is
+    "full jitter", ``uniform(0, b)``, so that clients turned away together (a 429, MsgCode 14)
+    spread their retries over the whole backoff instead of coming back in lockstep; ``jitter=0``
+    gives the plain, deterministic backoff.
+
+    A ``Retry-After`` from the server is the least wait: the delay is ``min(retry_after,
+    max_retry_after) + uniform(0, jitter * b)``. The server's value is capped, the jitter is
+    still added on top: everyone told "come back in 2 s" would otherwise come back at the same
+    instant (so a delay is at most ``max_retry_after + max_delay``).
     """
 
     max_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
     jitter: float = attrs.field(
-        default=0.25, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
+        default=1.0, validator=[attrs.validators.ge(0), attrs.validators.le(1)]
     )
     max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+
+    def backoff(self, retry_index: int) -> float:
+        """The n-th retry's backoff before jitter: ``min(max_delay, initial_delay * 2**n)``."""
+        if retry_index >= 64:  # 2.0**n overflows a float near 1024; the cap is long reached
+            return self.max_delay
+        return min(self.max_delay, self.initial_delay * 2.0 ** max(retry_index, 0))
 
     def delay(
         self,
@@ -37,10 +50,13 @@ class RetryPolicy:
         *,
         rand: Callable[[], float] = random.random,
     ) -> float:
+        """Seconds to wait before the ``retry_index``-th retry (from 0); ``rand`` draws from
+        ``[0, 1)`` (injected by tests)."""
+        backoff = self.backoff(retry_index)
+        spread = self.jitter * backoff * rand()
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        base: float = min(self.max_delay, self.initial_delay * 2.0**retry_index)
-        return base * (1 - self.jitter * rand())
+            return min(max(retry_after, 0.0), self.max_retry_after) + spread
+        return backoff - self.jitter * backoff + spread
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:

@@ -1,9 +1,12 @@
-"""Machinery both simulators share: scheduled fault injection and a loopback HTTP server.
+"""Machinery both simulators share: scheduled fault injection, a capacity model and a loopback
+HTTP server.
 
 A simulator is a plain handler ``(httpx.Request) -> httpx.Response``. It runs in-process behind
 ``httpx.MockTransport`` or, through ``serve``, behind a real socket on 127.0.0.1. Faults are raised
 as the httpx exceptions a real network produces; the loopback server turns them back into
-socket-level behaviour (a reset, a silent hang).
+socket-level behaviour (a reset, a silent hang). ``limit_capacity`` makes a simulator work on a
+bounded number of requests at a time and turn the others away with its rate-limit reply, as a
+loaded server does (meaningful behind ``serve``, whose threads answer requests side by side).
 """
 
 from __future__ import annotations
@@ -161,14 +164,34 @@ class FaultPlan:
         return None
 
 
+@attrs.frozen
+class Capacity:
+    """A server that works on at most ``limit`` requests at a time, each for ``service_time``
+    seconds; a request beyond that is turned away at once with the simulator's rate-limit reply.
+    ``path``, if given, restricts the limit to requests whose URL path contains it."""
+
+    limit: int = attrs.field(validator=attrs.validators.ge(1))
+    service_time: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    path: str | None = None
+
+    def applies_to(self, request: httpx.Request) -> bool:
+        return self.path is None or self.path in request.url.path
+
+
 class FaultInjectingSimulator:
-    """Base of the simulators: fault injection and a bounded log of the requests received."""
+    """Base of the simulators: fault injection, a capacity model and a bounded log of the
+    requests received."""
 
     def __init__(self) -> None:
         self.faults = FaultPlan()
         self.received: collections.deque[httpx.Request] = collections.deque(maxlen=10_000)
         self._requests_seen = 0
         self._count_lock = threading.Lock()
+        self.capacity: Capacity | None = None
+        self._in_flight = 0
+        #: Most requests worked on at once, and requests turned away for want of capacity.
+        self.peak_in_flight = 0
+        self.turned_away = 0
 
     @property
     def request_count(self) -> int:
@@ -180,10 +203,52 @@ class FaultInjectingSimulator:
     ) -> None:
         self.faults.inject(fault, times=times, after=after, path=path)
 
+    def limit_capacity(
+        self, limit: int | None, *, service_time: float = 0.0, path: str | None = None
+    ) -> None:
+        """Work on at most ``limit`` requests at a time, each taking ``service_time`` seconds
+        (on top of the server's ``latency``), and answer any request beyond that at once with
+        ``rate_limit_fault()``: a server that turns callers away rather than queue them. ``None``
+        lifts the limit. ``path`` restricts it to requests whose URL path contains it."""
+        self.capacity = (
+            None if limit is None else Capacity(limit, service_time=service_time, path=path)
+        )
+
+    def rate_limit_fault(self) -> Fault:
+        """The reply to a request beyond the capacity: HTTP 429 here; a simulator whose service
+        answers a rate limit otherwise (K/3 Cloud's MsgCode 14) overrides it."""
+        return Fault.http_status(429)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests being worked on now (counted only while a capacity is set)."""
+        return self._in_flight
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         with self._count_lock:
             self._requests_seen += 1
         self.received.append(request)
+        capacity = self.capacity
+        if capacity is None or not capacity.applies_to(request):
+            return self._process(request)
+        with self._count_lock:
+            admitted = self._in_flight < capacity.limit
+            if admitted:
+                self._in_flight += 1
+                self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+            else:
+                self.turned_away += 1
+        if not admitted:
+            return self.rate_limit_fault().strike(request, self.handle)
+        try:
+            if capacity.service_time:
+                time.sleep(capacity.service_time)
+            return self._process(request)
+        finally:
+            with self._count_lock:
+                self._in_flight -= 1
+
+    def _process(self, request: httpx.Request) -> httpx.Response:
         fault = self.faults.take(request)
         if fault is not None:
             return fault.strike(request, self.handle)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import attrs
@@ -140,7 +141,6 @@ class BatchPlan:
         """Record the rows' outcomes from a reply that reports them row by row."""
         self._responses[chunk.ordinal] = body
         rows = chunk.rows
-        successes = _successes_by_position(status, rows)
         errors: dict[int, list[ErrorDetail]] = {}
         general: list[str] = []
         for error in status.errors:
@@ -148,6 +148,9 @@ class BatchPlan:
                 errors.setdefault(error.d_index, []).append(error)
             elif error.message:
                 general.append(error.message)
+        entries = _success_entries(status)
+        successes = _successes_by_position(entries, rows, refused=set(errors))
+        unmatched = len(entries) - len(successes)
         for position, row in enumerate(rows):
             row_errors = errors.get(position)
             success = successes.get(position)
@@ -162,8 +165,26 @@ class BatchPlan:
                 )
             elif success is not None:
                 self._saved.append(SavedRow(row.index, success[0], success[1] or row.number))
+            elif row.number is not None and _ambiguous(position, rows, refused=set(errors)):
+                self._fail(
+                    row,
+                    field_name=None,
+                    message=(
+                        f"this call holds several rows numbered {row.number!r} (one customer in "
+                        "several organisations?): the reply's Number cannot tell their results "
+                        "apart, so none is trusted; look them up, and send such rows in "
+                        "separate calls"
+                    ),
+                    msg_code=status.msg_code,
+                    uncertain=True,
+                )
             else:
                 reason = "; ".join(general) or "the reply reports neither success nor failure"
+                if unmatched:
+                    reason += (
+                        f" ({unmatched} success entr{'y' if unmatched == 1 else 'ies'} named a "
+                        "number that matches no row by DIndex: not trusted)"
+                    )
                 self._fail(
                     row,
                     field_name=None,
@@ -272,26 +293,75 @@ def _success_entries(status: ResponseStatus) -> list[_Success]:
     return found
 
 
-def _successes_by_position(status: ResponseStatus, rows: Sequence[Row]) -> dict[int, _Success]:
-    """Successes by position in the chunk: by ``DIndex``, else by a number unique in the chunk."""
+def _same_number(entity_number: str | None, row_number: str | None) -> bool:
+    """Whether a success entry's ``Number`` confirms the row's ``FNumber``.
+
+    K/3 Cloud compares numbers without regard to case (its usual SQL Server collation). A row
+    without a number (numbered by a coding rule) cannot be checked, and is taken on ``DIndex``.
+    """
+    if row_number is None:
+        return True
+    if entity_number is None:
+        return False
+    return entity_number == row_number or entity_number.casefold() == row_number.casefold()
+
+
+def _successes_by_position(
+    entries: list[_Success], rows: Sequence[Row], *, refused: AbstractSet[int] = frozenset()
+) -> dict[int, _Success]:
+    """Successes by position in the chunk, each verified by its ``Number``.
+
+    An entry is placed at its ``DIndex`` only when its ``Number`` is that row's ``FNumber``;
+    otherwise (no ``DIndex``, one counted from 1, a reversed list...) at the one row of the chunk
+    with that number. An entry that fits no row is dropped, so its row has no outcome in the
+    reply and is reported uncertain: a wrong id is never attached to a row.
+    """
     found: dict[int, _Success] = {}
     unplaced = []
-    for entity in _success_entries(status):
+    positions: dict[str, list[int]] = {}
+    for position, row in enumerate(rows):
+        if row.number is not None:
+            positions.setdefault(row.number.casefold(), []).append(position)
+    for entity in entries:
         d_index = entity[2]
-        if d_index is not None and 0 <= d_index < len(rows):
+        if (
+            d_index is not None
+            and 0 <= d_index < len(rows)
+            and d_index not in found
+            and _same_number(entity[1], rows[d_index].number)
+            # Two rows of one number that may both have succeeded (one customer in two
+            # organisations): the number cannot confirm which of them this entry is; they stay
+            # uncertain and a lookup settles them.
+            and not _ambiguous(d_index, rows, refused=refused, positions=positions)
+        ):
             found[d_index] = entity
         else:
             unplaced.append(entity)
     if unplaced:
-        positions: dict[str, list[int]] = {}
-        for position, row in enumerate(rows):
-            if row.number is not None:
-                positions.setdefault(row.number, []).append(position)
         for entity in unplaced:
-            candidates = positions.get(entity[1] or "", [])
+            candidates = positions.get((entity[1] or "").casefold(), [])
             if len(candidates) == 1 and candidates[0] not in found:
                 found[candidates[0]] = entity
     return found
+
+
+def _ambiguous(
+    position: int,
+    rows: Sequence[Row],
+    *,
+    refused: AbstractSet[int],
+    positions: Mapping[str, list[int]] | None = None,
+) -> bool:
+    """Whether another row of the chunk has this row's number and may have succeeded too."""
+    number = rows[position].number
+    if number is None:
+        return False
+    folded = number.casefold()
+    if positions is not None:
+        rivals: Iterable[int] = positions.get(folded, ())
+    else:
+        rivals = (p for p, row in enumerate(rows) if (row.number or "").casefold() == folded)
+    return any(p != position and p not in refused for p in rivals)
 
 
 def _may_have_been_saved(exc: K3CloudError) -> bool:

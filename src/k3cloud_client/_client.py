@@ -319,6 +319,23 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         data.update(save_options({}, extra))
         return data
 
+    @staticmethod
+    def _allocate_data(
+        ids: Sequence[int | str],
+        to_orgs: Sequence[int | str],
+        is_auto_submit_and_audit: bool,
+        extra: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        for name, values in (("ids", ids), ("to_orgs", to_orgs)):
+            if not isinstance(values, Sequence) or isinstance(values, str | bytes) or not values:
+                raise ValueError(f"{name}= takes a non-empty list of internal ids, got {values!r}")
+        named = {
+            "PkIds": ",".join(str(i) for i in ids),
+            "TOrgIds": ",".join(str(o) for o in to_orgs),
+            "IsAutoSubmitAndAudit": is_auto_submit_and_audit,
+        }
+        return save_options(named, extra)
+
     # -- replies -----------------------------------------------------------------------------
 
     def _body_snippet(self, response: httpx.Response) -> str:
@@ -682,6 +699,23 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
         _, status = self._call(op, body, self._checked(f"{op} {form_id}"), write=True)
         return self._saved_rows(status)
 
+    def allocate(
+        self,
+        form_id: str,
+        *,
+        ids: Sequence[int | str],
+        to_orgs: Sequence[int | str],
+        is_auto_submit_and_audit: bool = False,
+        **extra: Any,
+    ) -> list[SavedRow]:
+        """Allocate (分配) base data: copy the records ``ids`` (internal ids, e.g. ``FCUSTID``)
+        to the organisations ``to_orgs`` (internal organisation ids, not numbers); the copies
+        made. Raises if the server refused any pair (the error's ``errors`` say which)."""
+        data = self._allocate_data(ids, to_orgs, is_auto_submit_and_audit, extra)
+        body = self._form_body(form_id, data)
+        _, status = self._call("Allocate", body, self._checked(f"Allocate {form_id}"), write=True)
+        return self._saved_rows(status)
+
     def view(
         self, form_id: str, *, number: str | None = None, id: int | str | None = None, **extra: Any
     ) -> dict[str, Any]:
@@ -940,6 +974,24 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
     ) -> list[SavedRow]:
         body = self._form_body(form_id, self._operation_data(numbers, ids, extra))
         _, status = await self._call(op, body, self._checked(f"{op} {form_id}"), write=True)
+        return self._saved_rows(status)
+
+    async def allocate(
+        self,
+        form_id: str,
+        *,
+        ids: Sequence[int | str],
+        to_orgs: Sequence[int | str],
+        is_auto_submit_and_audit: bool = False,
+        **extra: Any,
+    ) -> list[SavedRow]:
+        """Allocate (分配) base data: copy the records ``ids`` (internal ids, e.g. ``FCUSTID``)
+        to the organisations ``to_orgs`` (internal organisation ids, not numbers); the copies
+        made. Raises if the server refused any pair (the error's ``errors`` say which)."""
+        data = self._allocate_data(ids, to_orgs, is_auto_submit_and_audit, extra)
+        body = self._form_body(form_id, data)
+        checked = self._checked(f"Allocate {form_id}")
+        _, status = await self._call("Allocate", body, checked, write=True)
         return self._saved_rows(status)
 
     async def view(

@@ -1,8 +1,9 @@
 """``FakeK3Cloud``: a strict, in-memory K/3 Cloud Web API for tests.
 
 It verifies what the real server verifies (the signed headers with the real algorithm, the
-session of the session logins), stores forms in memory with ``BD_Customer``'s rules (unique
-``FNumber``, per-row ``DIndex`` results, updates by ``FCUSTID``, document status), answers
+session of the session logins), stores forms in memory with ``BD_Customer``'s rules (one record
+per use organisation, ``FNumber`` unique per use organisation, ``Allocate`` copying a record to
+other organisations, per-row ``DIndex`` results, updates by ``FCUSTID``, document status), answers
 ``ExecuteBillQuery``/``BillQuery`` over the store with a real FilterString parser (never ``eval``),
 and injects faults on demand. Use it behind ``httpx.MockTransport`` (``fake.transport()``) or a
 real socket (``with fake.serve() as server: server.url``). Thread-safe.
@@ -55,6 +56,7 @@ from ._signing import (
 from ._wire import AUTH_SERVICE, DYNAMIC_FORM_SERVICE, SERVICE_SUFFIX, SESSION_COOKIE
 
 __all__ = [
+    "DEFAULT_ORGANIZATIONS",
     "DUPLICATE_NUMBER_MESSAGE",
     "PASSPORT_FAILURE",
     "SESSION_LOST_MESSAGE",
@@ -76,6 +78,16 @@ TEST_APP_SECRET = "fb7d46647ac346dbb5fcd45b65512a45"
 #: The real server's text for a duplicate number (format with the number).
 DUPLICATE_NUMBER_MESSAGE = "违反字段唯一性要求：编码唯一。[{number}]在当前系统中已经被使用。"
 SESSION_LOST_MESSAGE = "会话信息已丢失，请重新登录"
+#: The organisations of a new fake: internal id -> organisation number (the main org, "100").
+DEFAULT_ORGANIZATIONS: Mapping[int, str] = {1: "100"}
+# The wording of the organisation and allocation refusals below is this simulator's own (the
+# real texts were not found); their MsgCodes follow the documented meanings.
+_UNKNOWN_ORG_MESSAGE = "字段“{label}”的值[{number}]在系统中不存在"
+_ORG_CHANGE_MESSAGE = "字段“{label}”保存后不允许修改"
+_NOT_AUDITED_MESSAGE = "[{number}]未审核，不允许分配"
+_NOT_MASTER_MESSAGE = "[{number}]不是创建组织的数据，不允许分配"
+_ALREADY_ALLOCATED_MESSAGE = "[{number}]已分配到组织[{org}]"
+_ORG_LABELS = {"FCreateOrgId": "创建组织", "FUseOrgId": "使用组织"}
 RATE_LIMIT_MESSAGE = "接口调用频率超出限制，请稍后再试"
 
 _QUERY_OPS = frozenset({"ExecuteBillQuery", "BillQuery"})
@@ -83,6 +95,7 @@ _QUERY_OPS = frozenset({"ExecuteBillQuery", "BillQuery"})
 _CUSTOMER_FIELDS = frozenset(
     {
         "FCUSTID",
+        "FMASTERID",
         "FNumber",
         "FName",
         "FShortName",
@@ -111,15 +124,53 @@ class _Fail(Exception):
         self.field = field
 
 
-class _Form:
-    """One form's records, by internal id, with a number index."""
+class _Orgs:
+    """The account's organisations: internal id <-> number, and the one used by default."""
 
-    def __init__(self, form_id: str) -> None:
+    def __init__(self, table: Mapping[int, str], default: str | None) -> None:
+        self.by_id: dict[int, str] = {}
+        self.by_number: dict[str, int] = {}
+        for org_id, number in table.items():
+            self.add(org_id, number)
+        if not self.by_id:
+            raise ValueError("organizations needs at least one organisation")
+        self.default = next(iter(self.by_id.values())) if default is None else default
+        if self.default not in self.by_number:
+            raise ValueError(f"default_org {default!r} is not one of {sorted(self.by_number)}")
+
+    def add(self, org_id: int, number: str) -> None:
+        if isinstance(org_id, bool) or not isinstance(org_id, int) or org_id <= 0:
+            raise ValueError(f"organisation ids are positive integers, got {org_id!r}")
+        if not isinstance(number, str) or not number:
+            raise ValueError(f"organisation numbers are non-empty text, got {number!r}")
+        if org_id in self.by_id or number in self.by_number:
+            raise ValueError(f"organisation ids and numbers must differ: {org_id!r} {number!r}")
+        self.by_id[org_id] = number
+        self.by_number[number] = org_id
+
+
+def _org_number(reference: Any) -> str | None:
+    """The organisation number in a ``{"FNumber": ...}`` reference (None if absent or empty)."""
+    if isinstance(reference, dict) and reference.get("FNumber") not in (None, ""):
+        return str(reference["FNumber"])
+    return None
+
+
+class _Form:
+    """One form's records, by internal id, with a number index per use organisation.
+
+    ``BD_Customer`` records belong to organisations (``FUseOrgId``); other forms keep one flat
+    index (organisation ``""``).
+    """
+
+    def __init__(self, form_id: str, orgs: _Orgs) -> None:
         self.form_id = form_id
+        self.orgs = orgs
         self.is_customer = form_id.upper() == "BD_CUSTOMER"
         self.id_key = "FCUSTID" if self.is_customer else "FID"
         self.rows: dict[int, dict[str, Any]] = {}
-        self.numbers: dict[str, int] = {}
+        #: number -> {use organisation number: internal id}
+        self.numbers: dict[str, dict[str, int]] = {}
         self._ids = itertools.count(100001)
 
     def new_id(self) -> int:
@@ -131,27 +182,61 @@ class _Form:
             known.update(row)
         return known
 
-    def find(self, *, number: Any = None, id: Any = None) -> dict[str, Any] | None:
+    def org_of(self, row: dict[str, Any]) -> str:
+        return (_org_number(row.get("FUseOrgId")) or "") if self.is_customer else ""
+
+    def holders(self, number: Any) -> dict[str, int]:
+        """The records numbered ``number``: use organisation -> internal id."""
+        return self.numbers.get(str(number), {})
+
+    def find(
+        self, *, number: Any = None, id: Any = None, org: str | None = None
+    ) -> dict[str, Any] | None:
+        """By id, or by number in ``org`` (without one: the default organisation's record, else
+        the first one created)."""
         if id is not None:
             try:
                 return self.rows.get(int(id))
             except (TypeError, ValueError):
                 return None
-        row_id = self.numbers.get(str(number))
+        holders = self.holders(number)
+        if org is not None and self.is_customer:
+            row_id = holders.get(org)
+        else:
+            row_id = holders.get(self.orgs.default if self.is_customer else "")
+            if row_id is None and holders:
+                row_id = min(holders.values())
         return None if row_id is None else self.rows[row_id]
+
+    def value(self, row: dict[str, Any], key: str) -> Any:
+        """The value a query returns for ``key``: a bare organisation field is the internal id,
+        as on a real server (``FUseOrgId.FNumber`` is the number)."""
+        if self.is_customer and key in _REF_FIELDS:
+            number = _org_number(row.get(key))
+            return None if number is None else self.orgs.by_number.get(number)
+        return _value(row, key)
 
     def put(self, row: dict[str, Any]) -> None:
         row_id = row[self.id_key]
         old = self.rows.get(row_id)
-        if old is not None and old.get("FNumber") != row.get("FNumber"):
-            self.numbers.pop(str(old.get("FNumber")), None)
+        if old is not None:
+            self._unindex(old)
         self.rows[row_id] = row
         if row.get("FNumber") is not None:
-            self.numbers[str(row["FNumber"])] = row_id
+            self.numbers.setdefault(str(row["FNumber"]), {})[self.org_of(row)] = row_id
 
     def remove(self, row: dict[str, Any]) -> None:
         del self.rows[row[self.id_key]]
-        self.numbers.pop(str(row.get("FNumber")), None)
+        self._unindex(row)
+
+    def _unindex(self, row: dict[str, Any]) -> None:
+        number = str(row.get("FNumber"))
+        holders = self.numbers.get(number)
+        org = self.org_of(row)
+        if holders is not None and holders.get(org) == row[self.id_key]:
+            del holders[org]
+            if not holders:
+                del self.numbers[number]
 
 
 class FakeK3Cloud(FaultInjectingSimulator):
@@ -162,6 +247,13 @@ class FakeK3Cloud(FaultInjectingSimulator):
     ``clock``); a mismatch gets HTTP 500 ``Fail to verify thirty passport``. Otherwise the request
     needs a session from ``ValidateUser`` (``password``), ``LoginByAppSecret`` or ``LoginBySign``;
     without a live one the reply is MsgCode 1. ``expire_sessions()`` ends every session.
+
+    Organisations: ``organizations`` maps internal ids to numbers (default ``{1: "100"}``). A new
+    ``BD_Customer`` is stored in its ``FUseOrgId`` (else its ``FCreateOrgId``, else
+    ``default_org``, the first organisation unless told otherwise) with ``FMASTERID`` = its own
+    ``FCUSTID``; ``Allocate`` copies it to other organisations. ``number_scope="use_org"`` (the
+    default) lets a number exist once per use organisation; ``"account"`` once per account
+    (allocated copies apart), for accounts whose coding rules forbid independent re-use.
     """
 
     def __init__(
@@ -175,10 +267,17 @@ class FakeK3Cloud(FaultInjectingSimulator):
         lcid: int = 2052,
         clock: Callable[[], float] = time.time,
         max_skew: float = 86400,
+        organizations: Mapping[int, str] = DEFAULT_ORGANIZATIONS,
+        default_org: str | None = None,
+        number_scope: str = "use_org",
     ) -> None:
         super().__init__()
         if app_id is not None:
             split_app_id(app_id)
+        if number_scope not in ("use_org", "account"):
+            raise ValueError(f"number_scope is 'use_org' or 'account', not {number_scope!r}")
+        self._orgs = _Orgs(organizations, default_org)
+        self.number_scope = number_scope
         self.acct_id = acct_id
         self.user_name = user_name
         self.app_id = app_id
@@ -222,6 +321,18 @@ class FakeK3Cloud(FaultInjectingSimulator):
         with self._lock:
             self._sessions.clear()
 
+    @property
+    def organizations(self) -> dict[int, str]:
+        """The organisations: internal id -> number."""
+        with self._lock:
+            return dict(self._orgs.by_id)
+
+    def add_organization(self, org_id: int, number: str) -> None:
+        """Add an organisation (internal id ``org_id``, number ``number``), as an account gains
+        one; ValueError if either is taken."""
+        with self._lock:
+            self._orgs.add(org_id, number)
+
     def records(self, form_id: str) -> list[dict[str, Any]]:
         """Copies of the stored records of ``form_id``, in the order they were created."""
         with self._lock:
@@ -229,20 +340,77 @@ class FakeK3Cloud(FaultInjectingSimulator):
             return [copy.deepcopy(row) for row in form.rows.values()] if form else []
 
     def seed(self, form_id: str, rows: Iterable[Mapping[str, Any]]) -> list[int]:
-        """Store ``rows`` as existing (audited unless they say otherwise); their new ids."""
+        """Store ``rows`` as existing (audited unless they say otherwise); their new ids.
+
+        ``BD_Customer`` rows land in their ``FUseOrgId`` as a save puts them (an organisation may
+        be given as ``{"FNumber": "200"}`` or ``"200"``); ``FMASTERID`` defaults to the new id.
+        ValueError for a number already held (see ``number_scope``) or an unknown organisation.
+        """
         with self._lock:
             form = self._form(form_id)
             ids = []
             for given in rows:
                 row = copy.deepcopy(dict(given))
+                if form.is_customer:
+                    for key in _REF_FIELDS:
+                        if isinstance(row.get(key), str | int) and not isinstance(row[key], bool):
+                            row[key] = {"FNumber": str(row[key])}
+                    try:
+                        self._place(row)
+                    except _Fail as fail:
+                        raise ValueError(f"seed: {form_id}: {fail.message}") from None
                 number = row.get("FNumber")
-                if number is not None and str(number) in form.numbers:
-                    raise ValueError(f"seed: {form_id} number {number!r} already exists")
+                if number is not None:
+                    try:
+                        master = row.get("FMASTERID")
+                        self._check_number(form, row, set(), own_id=None, master=master)
+                    except _Fail:
+                        where = f" in organisation {form.org_of(row)}" if form.is_customer else ""
+                        raise ValueError(
+                            f"seed: {form_id} number {number!r} already exists{where}"
+                        ) from None
                 row[form.id_key] = row.get(form.id_key) or form.new_id()
+                if form.is_customer:
+                    row["FMASTERID"] = row.get("FMASTERID") or row[form.id_key]
                 row.setdefault("FDocumentStatus", "C")
                 row.setdefault("FForbidStatus", "A")
                 form.put(row)
                 ids.append(row[form.id_key])
+            return ids
+
+    def allocate(
+        self,
+        form_id: str,
+        number: str,
+        *,
+        to_orgs: Iterable[str],
+        from_org: str | None = None,
+        audited: bool = True,
+    ) -> list[int]:
+        """Allocate (分配) the record numbered ``number`` to the organisations numbered
+        ``to_orgs`` as the ``Allocate`` operation does; the new copies' ids. The record is the
+        creating organisation's copy unless ``from_org`` names another. ``audited`` copies are
+        audited (``IsAutoSubmitAndAudit``). ValueError if the operation would refuse any."""
+        with self._lock:
+            form = self._form(form_id)
+            holders = form.holders(number)
+            if from_org is not None:
+                source = form.find(number=number, org=from_org)
+            else:
+                masters = [i for i in holders.values() if form.rows[i].get("FMASTERID") == i]
+                source = form.rows[masters[0]] if masters else form.find(number=number)
+            if source is None:
+                raise ValueError(f"allocate: {form_id} has no record numbered {number!r}")
+            ids = []
+            for org in to_orgs:
+                org_id = self._orgs.by_number.get(str(org))
+                if org_id is None:
+                    raise ValueError(f"allocate: unknown organisation number {org!r}")
+                try:
+                    copied = self._allocate_one(form, source[form.id_key], org_id, audited)
+                except _Fail as fail:
+                    raise ValueError(f"allocate: {fail.message}") from None
+                ids.append(copied[form.id_key])
             return ids
 
     def call_count(self, operation: str) -> int:
@@ -253,8 +421,13 @@ class FakeK3Cloud(FaultInjectingSimulator):
 
     def inject_rate_limit(self, *, times: int = 1, after: int = 0, path: str | None = None) -> None:
         """Answer MsgCode 14 (call-rate limit) instead of processing the request."""
+        self.inject(self.rate_limit_fault(), times=times, after=after, path=path)
+
+    def rate_limit_fault(self) -> Fault:
+        """K/3 Cloud's rate-limit answer, HTTP 200 with MsgCode 14: what ``inject_rate_limit``
+        sends, and what a request beyond ``limit_capacity`` gets."""
         body = _reply_status(errors=[_error(RATE_LIMIT_MESSAGE, 0)], code=14)
-        self.inject(Fault.reply(dumps(body)), times=times, after=after, path=path)
+        return Fault.reply(dumps(body))
 
     def inject_reply_lost(self, *, times: int = 1, after: int = 0, path: str | None = None) -> None:
         """Process the request, then drop the connection before the reply (saved, reply lost)."""
@@ -311,6 +484,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
             "UnAudit": lambda f, d: self._operate(f, d, self._unaudit_one),
             "Delete": lambda f, d: self._operate(f, d, self._delete_one),
             "View": self._view,
+            "Allocate": self._allocate,
             "ExecuteBillQuery": lambda f, d: self._query(d, as_objects=False),
             "BillQuery": lambda f, d: self._query(d, as_objects=True),
         }
@@ -320,7 +494,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
             raise _Fail("表单 ID 不能为空（formid）", code=5)
         key = form_id.upper()
         if key not in self._forms:
-            self._forms[key] = _Form(form_id)
+            self._forms[key] = _Form(form_id, self._orgs)
         return self._forms[key]
 
     # -- authentication --------------------------------------------------------------------------
@@ -502,7 +676,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
         errors: list[dict[str, Any]] = []
         codes: list[int] = []
         returned: list[dict[str, Any]] = []
-        numbers_in_call: set[str] = set()
+        numbers_in_call: set[tuple[str, str]] = set()
         for index, model in enumerate(models):
             try:
                 row = self._save_one(form, model, update_fields, audited, numbers_in_call)
@@ -524,7 +698,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
         model: Any,
         update_fields: list[Any],
         audited: bool,
-        numbers_in_call: set[str],
+        numbers_in_call: set[tuple[str, str]],
     ) -> dict[str, Any]:
         if not isinstance(model, dict):
             raise _Fail("Model 的元素必须是对象", code=8)
@@ -544,37 +718,152 @@ class FakeK3Cloud(FaultInjectingSimulator):
                 raise _Fail(
                     f"{form.id_key}={row_id} 的数据不存在，可能已被删除", code=10, field=form.id_key
                 )
-            fields = [f for f in (update_fields or list(model)) if f in model and f != form.id_key]
+            fields = [
+                f
+                for f in (update_fields or list(model))
+                if f in model and f not in (form.id_key, "FMASTERID")
+            ]
             changed: dict[str, Any] = _clone(row)
             changed.update({f: model[f] for f in fields})
-            self._check_number(form, changed, numbers_in_call, own_id=row[form.id_key])
+            if form.is_customer:
+                # An update works on this one record: its organisations stay what they are.
+                for key in _REF_FIELDS:
+                    if key in fields and _org_number(model[key]) != _org_number(row.get(key)):
+                        raise _Fail(
+                            _ORG_CHANGE_MESSAGE.format(label=_ORG_LABELS[key]), code=11, field=key
+                        )
+                    if key in fields and key in row:
+                        changed[key] = row[key]
+            self._check_number(
+                form,
+                changed,
+                numbers_in_call,
+                own_id=row[form.id_key],
+                master=row.get("FMASTERID"),
+            )
         else:
             changed = dict(model)
             changed.pop(form.id_key, None)
+            changed.pop("FMASTERID", None)
             if changed.get("FNumber") in (None, ""):
                 changed["FNumber"] = (
                     f"{'CUST' if form.is_customer else 'NO'}{len(form.rows) + 1:06d}"
                 )
-            if form.is_customer and not changed.get("FName"):
-                raise _Fail("字段“客户名称”是必填项", code=11, field="FName")
-            self._check_number(form, changed, numbers_in_call, own_id=None)
+            if form.is_customer:
+                if not changed.get("FName"):
+                    raise _Fail("字段“客户名称”是必填项", code=11, field="FName")
+                self._place(changed)
+            self._check_number(form, changed, numbers_in_call, own_id=None, master=None)
             changed[form.id_key] = form.new_id()
+            if form.is_customer:
+                changed["FMASTERID"] = changed[form.id_key]
             changed["FDocumentStatus"] = "A"
             changed.setdefault("FForbidStatus", "A")
         if audited:
             changed["FDocumentStatus"] = "C"
-        numbers_in_call.add(str(changed["FNumber"]))
+        numbers_in_call.add(self._number_key(form, changed))
         form.put(changed)
         return changed
 
-    @staticmethod
+    def _place(self, row: dict[str, Any]) -> None:
+        """Give a new customer its organisations (use org: the given one, else the creating one,
+        else the default), or refuse an unknown one."""
+        use = _org_number(row.get("FUseOrgId"))
+        create = _org_number(row.get("FCreateOrgId"))
+        use = use or create or self._orgs.default
+        for key, number in (("FCreateOrgId", create or use), ("FUseOrgId", use)):
+            if number not in self._orgs.by_number:
+                raise _Fail(
+                    _UNKNOWN_ORG_MESSAGE.format(label=_ORG_LABELS[key], number=number),
+                    code=9,
+                    field=key,
+                )
+            row[key] = {"FNumber": number}
+
+    def _number_key(self, form: _Form, row: dict[str, Any]) -> tuple[str, str]:
+        """Where ``row``'s number must be unique: (organisation or "" for the account, number)."""
+        org = form.org_of(row) if self.number_scope == "use_org" else ""
+        return org, str(row.get("FNumber"))
+
     def _check_number(
-        form: _Form, row: dict[str, Any], numbers_in_call: set[str], *, own_id: int | None
+        self,
+        form: _Form,
+        row: dict[str, Any],
+        numbers_in_call: set[tuple[str, str]],
+        *,
+        own_id: int | None,
+        master: Any,
     ) -> None:
+        """Refuse ``row``'s number if another record holds it where it must be unique: in the
+        same use organisation, or (``number_scope="account"``) anywhere but in the copies of
+        ``row``'s own master record."""
         number = str(row.get("FNumber"))
-        holder = form.numbers.get(number)
-        if number in numbers_in_call or (holder is not None and holder != own_id):
+        holders = form.holders(number)
+        if self.number_scope == "use_org" or not form.is_customer:
+            holder = holders.get(form.org_of(row))
+            clash = holder is not None and holder != own_id
+        else:
+            clash = any(
+                i != own_id and (master is None or form.rows[i].get("FMASTERID") != master)
+                for i in holders.values()
+            )
+        if clash or self._number_key(form, row) in numbers_in_call:
             raise _Fail(DUPLICATE_NUMBER_MESSAGE.format(number=number), code=11, field="FNumber")
+
+    # -- allocation --------------------------------------------------------------------------------
+
+    def _allocate(self, form_id: Any, data: dict[str, Any]) -> Any:
+        form = self._form(form_id)
+        if not form.is_customer:
+            raise _Fail(f"FakeK3Cloud 只模拟 BD_Customer 的分配，不支持 {form.form_id}", code=12)
+        pk_ids = _id_list(data.get("PkIds"), "PkIds")
+        org_ids = _id_list(data.get("TOrgIds"), "TOrgIds")
+        audited = bool(data.get("IsAutoSubmitAndAudit"))
+        successes: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        codes: list[int] = []
+        # One result per (record, organisation) pair, records outermost; DIndex is its position.
+        for index, (pk, org_id) in enumerate(itertools.product(pk_ids, org_ids)):
+            try:
+                copied = self._allocate_one(form, pk, org_id, audited)
+            except _Fail as fail:
+                errors.append(_error(fail.message, index, fail.field))
+                codes.append(fail.code)
+                continue
+            successes.append(
+                {"Id": copied[form.id_key], "Number": copied.get("FNumber"), "DIndex": index}
+            )
+        return _reply_status(successes=successes, errors=errors, code=codes[0] if codes else 0)
+
+    def _allocate_one(self, form: _Form, pk: Any, org_id: Any, audited: bool) -> dict[str, Any]:
+        """Copy record ``pk`` into organisation ``org_id`` (an internal id): a new id, the same
+        number, creating organisation and ``FMASTERID``."""
+        source = form.find(id=pk)
+        if source is None:
+            raise _Fail(f"内码为[{pk}]的数据不存在", code=10)
+        number = source.get("FNumber")
+        try:
+            target = self._orgs.by_id.get(int(org_id))
+        except (TypeError, ValueError):
+            target = None
+        if target is None:
+            raise _Fail(f"组织内码为[{org_id}]的组织不存在", code=10)
+        master = source.get("FMASTERID")
+        if master != source[form.id_key]:
+            raise _Fail(_NOT_MASTER_MESSAGE.format(number=number), code=11)
+        if source.get("FDocumentStatus") != "C":
+            raise _Fail(_NOT_AUDITED_MESSAGE.format(number=number), code=11)
+        held = form.find(number=number, org=target)
+        if held is not None and held.get("FMASTERID") == master:
+            raise _Fail(_ALREADY_ALLOCATED_MESSAGE.format(number=number, org=target), code=11)
+        copied: dict[str, Any] = _clone(source)
+        copied["FUseOrgId"] = {"FNumber": target}
+        self._check_number(form, copied, set(), own_id=None, master=master)
+        copied[form.id_key] = form.new_id()
+        copied["FDocumentStatus"] = "C" if audited else "A"
+        copied["FForbidStatus"] = "A"
+        form.put(copied)
+        return copied
 
     # -- document operations -----------------------------------------------------------------------
 
@@ -592,11 +881,12 @@ class FakeK3Cloud(FaultInjectingSimulator):
         if not isinstance(numbers, list) or not isinstance(ids, list) or not (numbers or ids):
             raise _Fail("须给出 Numbers（数组）或 Ids（逗号分隔）", code=8)
         targets = [("number", n) for n in numbers] + [("id", i) for i in ids]
+        org = self._context_org(data)
         successes: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         codes: list[int] = []
         for index, (kind, key) in enumerate(targets):
-            row = form.find(number=key) if kind == "number" else form.find(id=key)
+            row = form.find(number=key, org=org) if kind == "number" else form.find(id=key)
             try:
                 if row is None:
                     raise _Fail(
@@ -610,6 +900,20 @@ class FakeK3Cloud(FaultInjectingSimulator):
                 continue
             successes.append(entity)
         return _reply_status(successes=successes, errors=errors, code=codes[0] if codes else 0)
+
+    def _context_org(self, data: dict[str, Any]) -> str | None:
+        """The organisation whose record a number names: ``CreateOrgId`` (an internal id; 0 or
+        absent: none, and ``_Form.find`` takes the default organisation's)."""
+        value = data.get("CreateOrgId")
+        if value in (None, "", 0, "0"):
+            return None
+        try:
+            number = self._orgs.by_id.get(int(value))
+        except (TypeError, ValueError):
+            number = None
+        if number is None:
+            raise _Fail(f"组织内码为[{value}]的组织不存在", code=10, field="CreateOrgId")
+        return number
 
     @staticmethod
     def _transition(row: dict[str, Any], allowed: str, to: str, verb: str) -> None:
@@ -636,7 +940,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
         if data.get("Id") not in (None, "", 0):
             row = form.find(id=data["Id"])
         elif data.get("Number"):
-            row = form.find(number=data["Number"])
+            row = form.find(number=data["Number"], org=self._context_org(data))
         else:
             raise _Fail("须给出 Number 或 Id", code=8)
         if row is None:
@@ -658,7 +962,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
             known = form.known_fields()
             for key in keys:
                 _check_field(key, known)
-            where = _parse_filter(str(data.get("FilterString") or ""), known)
+            where = _parse_filter(str(data.get("FilterString") or ""), known, form.value)
             order = _parse_order(str(data.get("OrderString") or ""), known)
             top, start, limit = (
                 _non_negative(data.get(name), name) for name in ("TopRowCount", "StartRow", "Limit")
@@ -667,13 +971,14 @@ class FakeK3Cloud(FaultInjectingSimulator):
             return [[_reply_status(errors=[_error(fail.message, 0, fail.field)], code=fail.code)]]
         rows = [row for row in form.rows.values() if where(row)]
         for key, descending in reversed(order):
-            rows.sort(key=_sort_by(key), reverse=descending)
+            rows.sort(key=_sort_by(key, form.value), reverse=descending)
         if top:
             rows = rows[:top]
         rows = rows[start : start + limit] if limit else rows[start:]
+        value = form.value
         if as_objects:
-            return [{key: _value(row, key) for key in keys} for row in rows]
-        return [[_value(row, key) for key in keys] for row in rows]
+            return [{key: value(row, key) for key in keys} for row in rows]
+        return [[value(row, key) for key in keys] for row in rows]
 
 
 # -- replies ---------------------------------------------------------------------------------------
@@ -798,8 +1103,25 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (2, str(value))
 
 
-def _sort_by(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
-    return lambda row: _sort_key(_value(row, key))
+_Getter = Callable[[dict[str, Any], str], Any]
+
+
+def _sort_by(key: str, value: _Getter) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    return lambda row: _sort_key(value(row, key))
+
+
+def _id_list(value: Any, name: str) -> list[str]:
+    """``"1,2"`` (or one integer) -> ``["1", "2"]``: a comma-separated list of internal ids."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _Fail(
+            f"{name} 须为逗号分隔的内码文本，收到 {type(value).__name__}", code=8, field=name
+        )
+    ids = [part.strip() for part in value.split(",") if part.strip()]
+    if not ids:
+        raise _Fail(f"{name} 不能为空", code=8, field=name)
+    return ids
 
 
 def _non_negative(value: Any, name: str) -> int:
@@ -855,10 +1177,11 @@ class _FilterParser:
     """``expr := and ('or' and)*; and := atom ('and' atom)*;
     atom := '(' expr ')' | operand ('='|'<>'|'!=') operand | operand 'in' '(' operand, ... ')'``"""
 
-    def __init__(self, text: str, known: set[str]) -> None:
+    def __init__(self, text: str, known: set[str], value: _Getter) -> None:
         self.tokens = _tokens(text)
         self.position = 0
         self.known = known
+        self.value = value
 
     def parse(self) -> _Predicate:
         if not self.tokens:
@@ -900,7 +1223,8 @@ class _FilterParser:
         if self._peek() == "name":
             key = self._take("name")
             _check_field(key, self.known)
-            return lambda row: _value(row, key)
+            value = self.value
+            return lambda row: value(row, key)
         literal = self._take("literal")
         return lambda row: literal
 
@@ -937,8 +1261,8 @@ class _FilterParser:
         raise AssertionError  # pragma: no cover - _fail raised
 
 
-def _parse_filter(text: str, known: set[str]) -> _Predicate:
-    return _FilterParser(text, known).parse()
+def _parse_filter(text: str, known: set[str], value: _Getter) -> _Predicate:
+    return _FilterParser(text, known, value).parse()
 
 
 def _parse_order(text: str, known: set[str]) -> list[tuple[str, bool]]:

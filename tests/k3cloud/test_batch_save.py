@@ -495,3 +495,72 @@ def test_property_every_index_once_under_faults(
     # Whatever was stored is either reported saved or flagged uncertain, never "surely failed".
     surely_failed = {r.number for r in result.failed if not r.uncertain}
     assert not stored & surely_failed
+
+
+def _mangled_reply(numbers: list[str], d_index: Any) -> dict[str, Any]:
+    entities = [
+        {"Id": 1000 + n, "Number": number, "DIndex": d_index(n, len(numbers))}
+        for n, number in enumerate(numbers)
+    ]
+    return {
+        "Result": {"ResponseStatus": {"IsSuccess": True, "MsgCode": 0, "SuccessEntitys": entities}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("label", "d_index"),
+    [
+        ("one-based", lambda n, size: n + 1),
+        ("reversed", lambda n, size: size - 1 - n),
+        ("all zero", lambda n, size: 0),
+    ],
+)
+def test_success_entries_are_placed_by_their_number_not_a_wrong_dindex(
+    harness: Harness, label: str, d_index: Any
+) -> None:
+    rows = customers(45)
+    numbers = [c.number for c in rows]
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, json=_mangled_reply(numbers, d_index))
+    )
+    result = harness.call(harness.client(transport=transport), "batch_save", "BD_Customer", rows)
+    assert result.failed == []
+    assert [(r.index, r.id, r.number) for r in result.saved] == [
+        (n, 1000 + n, number) for n, number in enumerate(numbers)
+    ]
+
+
+def test_a_success_entry_whose_number_fits_no_row_leaves_the_row_uncertain(
+    harness: Harness,
+) -> None:
+    reply = {
+        "Result": {
+            "ResponseStatus": {
+                "IsSuccess": True,
+                "MsgCode": 0,
+                "SuccessEntitys": [
+                    {"Id": 7, "Number": "C00000", "DIndex": 0},
+                    # DIndex 1 but another number: whose id this is cannot be known.
+                    {"Id": 8, "Number": "ELSEWHERE", "DIndex": 1},
+                    # No Number at all: nothing confirms it belongs to row 2.
+                    {"Id": 9, "DIndex": 2},
+                ],
+            }
+        }
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=reply))
+    result = harness.call(
+        harness.client(transport=transport), "batch_save", "BD_Customer", customers(3)
+    )
+    assert result.saved == [SavedRow(0, 7, "C00000")]
+    assert [(r.index, r.uncertain) for r in result.failed] == [(1, True), (2, True)]
+    assert "matches no row" in result.failed[0].message
+    assert all(str(r.id) != "8" for r in result.saved)
+
+
+def test_a_success_number_differing_only_in_case_confirms_the_row(harness: Harness) -> None:
+    rows = [Customer("hk-abc", "x")]
+    reply = _mangled_reply(["HK-ABC"], lambda n, size: 0)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=reply))
+    result = harness.call(harness.client(transport=transport), "batch_save", "BD_Customer", rows)
+    assert [(r.index, r.id) for r in result.saved] == [(0, 1000)]
