@@ -135,6 +135,8 @@ def _stats(kind: str, fake: Any, server: Any, clock: list[float]) -> dict[str, A
         "connections": server.connections_opened,
         "last_answer_at": clock[0],  # time.time() when the last reply was ready
         "cpu": time.process_time() - clock[1],  # the simulator's CPU time since it was ready
+        "turned_away": fake.turned_away,  # requests beyond ``capacity``
+        "peak_in_flight": fake.peak_in_flight,
     }
     if kind == "k3cloud":
         records = fake.records("BD_Customer")
@@ -148,6 +150,10 @@ def main(argv: Sequence[str]) -> int:
     options: dict[str, Any] = json.loads(argv[0])
     kind = options["kind"]
     fake = _huke_fake(options) if kind == "huke" else _k3_fake()
+    if options.get("capacity"):  # a server that takes that many requests at a time
+        fake.limit_capacity(
+            int(options["capacity"]), service_time=float(options.get("service_time", 0.0))
+        )
     # [time.time() of the last reply, this process's CPU time when it began serving]
     clock = [0.0, 0.0]
 
@@ -188,7 +194,9 @@ class FakeServer:
 
     ``kind`` is ``"huke"`` (options: ``trades``, ``buyers``, ``seed``, ``span_ms`` (trades'
     ``createTime`` lie in ``[EPOCH_2024_MS, EPOCH_2024_MS + span_ms)``), ``synthetic``,
-    ``max_page_size``) or ``"k3cloud"``; every kind takes ``latency`` and ``connect_latency``.
+    ``max_page_size``) or ``"k3cloud"``; every kind takes ``latency`` and ``connect_latency``,
+    and ``capacity`` with ``service_time`` (``limit_capacity``: more requests at once than that
+    get the simulator's rate-limit reply).
     """
 
     def __init__(self, kind: str, **options: Any) -> None:

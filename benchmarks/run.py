@@ -1,12 +1,12 @@
 """Run the benchmarks and append their tables to ``benchmarks/RESULTS.md``.
 
-    .venv/bin/python benchmarks/run.py                 # all five, full size (~5 minutes)
+    .venv/bin/python benchmarks/run.py                 # all six, full size (~7 minutes)
     .venv/bin/python benchmarks/run.py --quick         # smoke sizes, well under a minute
     .venv/bin/python benchmarks/run.py --only models   # one (repeatable; a number works too)
 
 Every server is a simulator on 127.0.0.1 (most in child processes); nothing leaves the machine.
 A full run appends to RESULTS.md; a ``--quick`` run does not unless ``--save`` is given (smoke
-sizes say nothing about the targets). A full-size run of all five, none failed, also rewrites the
+sizes say nothing about the targets). A full-size run of all six, none failed, also rewrites the
 summary of verdicts at the top of RESULTS.md. A benchmark that fails is reported and the others
 still run; the exit code is then 1.
 """
@@ -29,6 +29,7 @@ BENCHMARKS = {
     "end_to_end": "bench_end_to_end",
     "memory": "bench_memory",
     "models": "bench_models",
+    "backpressure": "bench_backpressure",
 }
 
 

@@ -14,7 +14,7 @@ reads a table like the scheme's (``SCHEME``). ``huke-k3 demo`` shows it all on s
 
 from ._books import OnExisting
 from ._engine import async_sync_customers, sync_customers
-from ._errors import AccountingError, BridgeError, StateError
+from ._errors import AccountingError, BridgeError, StateError, StateLockedError
 from ._progress import ProgressArg, ProgressCallback, ProgressEvent
 from ._report import STATUSES, OutcomeStatus, SyncReport, TradeOutcome
 from ._state import DEFAULT_OVERLAP, FileState, State
@@ -60,6 +60,7 @@ __all__ = [
     "SkipTrade",
     "State",
     "StateError",
+    "StateLockedError",
     "SyncReport",
     "Template",
     "TemplateError",

@@ -18,7 +18,7 @@ import attrs
 from k3cloud_client import BatchSaveResult, Customer, K3CloudAPIError, filters
 
 from ._report import OutcomeStatus, TradeOutcome
-from ._trade import TradeLike, as_text, clip, short, trade_id, wire_fields
+from ._trade import TradeLike, as_text, clip, junk_key, short, trade_id, wire_fields
 from ._transform import SkipTrade, Transform
 from ._windows import ms_to_datetime
 
@@ -27,14 +27,33 @@ LOOKUP_CHUNK = 200
 LOOKUP_CHARS = 20_000
 #: A lookup the server refuses is split in halves at most this many times to isolate the culprit.
 _MAX_SPLITS = 8
-#: The query that tells whether customers exist: internal id and number.
-LOOKUP_FIELDS = "FCUSTID,FNumber"
+#: Confirming an uncertain save: pauses between lookups double from the first to the longest, for
+#: at least ``Run.confirm_for`` seconds (the rounds that takes, plus the doubling ones, at most).
+_CONFIRM_FIRST_PAUSE = 0.1
+_CONFIRM_MAX_PAUSE = 5.0
+_CONFIRM_DOUBLING_ROUNDS = 8
+#: Seconds an uncertain save is given to land before it counts as not saved, unless told.
+DEFAULT_CONFIRM_FOR = 30.0
+#: The query that tells whether customers exist: internal id, number and use organisation
+#: (asked for, not only filtered on: a row of another organisation is never taken for the
+#: customer's own, even from a server that ignores part of the filter)...
+LOOKUP_ORG_FIELD = "FUseOrgId"
+LOOKUP_FIELDS = f"FCUSTID,FNumber,{LOOKUP_ORG_FIELD}.FNumber"
+#: ...restricted to the customer's use organisation (by its number), read page by page.
+LOOKUP_PAGE = 2000
 #: Fields never sent in ``NeedUpDateFields``: the key, the number and the organisations, which
 #: K/3 Cloud fixes when the customer is created.
 _NOT_UPDATED = frozenset({"FCUSTID", "FNumber", "FCreateOrgId", "FUseOrgId"})
 
+#: MsgCodes of errors that concern a call as a whole: session lost (1), no permission (2),
+#: login/context problems (3, 5, 7), server busy or rate limited (13, 14, 15).
+WHOLE_CALL_MSG_CODES = frozenset({1, 2, 3, 5, 7, 13, 14, 15})
+
 OnExisting = Literal["skip", "update"]
 Id: TypeAlias = int | str
+#: A customer as K/3 Cloud keys it: ``(use organisation, number)``. A customer allocated to other
+#: organisations exists once per organisation, with the same number and its own ``FCUSTID``.
+Key: TypeAlias = tuple[str, str]
 
 
 # -- operations the books ask for ------------------------------------------------------------
@@ -42,10 +61,22 @@ Id: TypeAlias = int | str
 
 @attrs.frozen
 class LookupOp:
-    """Which of ``numbers`` exist (ExecuteBillQuery ``FCUSTID,FNumber``)."""
+    """Which of ``numbers`` exist in use organisation ``org`` (ExecuteBillQuery
+    ``FCUSTID,FNumber``, every page)."""
 
     numbers: tuple[str, ...]
+    org: str = ""
     depth: int = 0
+    #: The split this lookup is one half of (halves share it), None for a first lookup.
+    split: int | None = None
+
+
+@attrs.frozen
+class WaitOp:
+    """Pause this long (seconds) before the next operations: the books do no I/O, not even
+    sleeping, so the engine waits for them."""
+
+    seconds: float
 
 
 @attrs.frozen
@@ -58,7 +89,7 @@ class SaveOp:
     attempt: int = 1
 
 
-Op: TypeAlias = LookupOp | SaveOp
+Op: TypeAlias = LookupOp | SaveOp | WaitOp
 _Plan: TypeAlias = Generator[list[Op], list[Any], None]
 
 
@@ -75,6 +106,8 @@ class _Item:
     buyer_cid: str | None
     customer: Customer | None = None
     number: str | None = None
+    #: The customer's use organisation (number): where it is looked up and saved.
+    org: str = ""
     name: str | None = None
     order_key: Any = None
     status: OutcomeStatus | None = None
@@ -84,10 +117,19 @@ class _Item:
     # What happened to the save so far: "uncertain" / "refused" and the server's words.
     save_state: str | None = None
     save_message: str | None = None
+    #: Whether any save of this customer had an unknown outcome (it may have landed).
+    ever_uncertain: bool = False
+    #: Whether the last save was refused because the number is already used.
+    number_taken: bool = False
 
     def identity(self) -> str:
         ident = f"trade {clip(self.trade_id, 40)}" if self.trade_id else "trade"
         return f"{ident} #{self.position}"
+
+    @property
+    def key(self) -> Key:
+        assert self.number is not None
+        return (self.org, self.number)
 
     def decide(self, status: OutcomeStatus, reason: str | None = None) -> None:
         self.status = status
@@ -114,6 +156,18 @@ class _Window:
     start_ms: int
     end_ms: int
     complete: bool = False
+
+
+def _lookup_ops(keys: Iterable[Key]) -> list[LookupOp]:
+    """Lookups for ``keys``: per organisation, in chunks of safely quoted numbers."""
+    by_org: dict[str, list[str]] = {}
+    for org, number in keys:
+        by_org.setdefault(org, []).append(number)
+    return [
+        LookupOp(chunk, org)
+        for org, numbers in by_org.items()
+        for chunk in _chunks(numbers, LOOKUP_CHUNK, LOOKUP_CHARS)
+    ]
 
 
 def _chunks(numbers: Sequence[str], size: int, chars: int) -> Iterator[tuple[str, ...]]:
@@ -202,6 +256,7 @@ class Run:
         order_by: Callable[[Any], Any] | None,
         windows: list[tuple[int, int]],
         save_flags: Mapping[str, bool],
+        confirm_for: float = DEFAULT_CONFIRM_FOR,
     ) -> None:
         self.transform = transform
         self.on_existing = on_existing
@@ -210,18 +265,22 @@ class Run:
         self.batch_size = batch_size
         self.order_by = order_by
         self.save_flags = dict(save_flags)
+        self.confirm_for = confirm_for
         self.windows = [_Window(a, b) for a, b in windows]
         self.items: list[_Item] = []
-        #: customer number -> positions of the trades that map to it, in stream order.
-        self.groups: dict[str, list[int]] = {}
+        #: customer -> positions of the trades that map to it, in stream order.
+        self.groups: dict[Key, list[int]] = {}
         self.first_seen: dict[str, int] = {}
         #: numbers seen but not yet handed to a lookup, and every number ever queued
-        self.unchecked: list[str] = []
-        self.queued: set[str] = set()
+        self.unchecked: list[Key] = []
+        self.queued: set[Key] = set()
         #: lookups to retry in smaller pieces after the server refused a whole query
         self.split_queue: list[LookupOp] = []
-        self.found: dict[str, Id] = {}
-        self.lookup_failed: dict[str, str] = {}
+        self._splits = 0
+        #: Calls that failed as a whole: ``(operation, error) -> rows struck``.
+        self.whole_call_failures: dict[tuple[str, str], int] = {}
+        self.found: dict[Key, Id] = {}
+        self.lookup_failed: dict[Key, str] = {}
         self.errors: list[str] = []
         self.notes: list[str] = []
         self.order_failed = False
@@ -253,6 +312,9 @@ class Run:
                 raise TypeError(
                     f"the transform returned {type(customer).__name__}, not a k3cloud_client.Customer"
                 )
+            junk = junk_key(customer.number)
+            if junk is not None:
+                raise SkipTrade(f"{junk}: no customer is made of it")
             _encodable(customer.to_model())
         except SkipTrade as skip:
             return Prepared(
@@ -278,9 +340,11 @@ class Run:
         """
         for prepared in page:
             customer = prepared.customer
-            if customer is not None and customer.number not in self.queued:
-                self.queued.add(customer.number)
-                self.unchecked.append(customer.number)
+            if customer is not None:
+                key = (customer.use_org, customer.number)
+                if key not in self.queued:
+                    self.queued.add(key)
+                    self.unchecked.append(key)
 
     def record(self, prepared: Prepared, window: int) -> None:
         """Enter a prepared trade in the books, at the next position of the stream."""
@@ -290,12 +354,20 @@ class Run:
         if item.trade_id is not None:
             first = self.first_seen.setdefault(item.trade_id, position)
             if first != position:
-                item.merged_into = first
-                item.decide(
-                    "merged",
-                    f"trade {clip(item.trade_id, 40)} was fetched twice; counted once (as #{first})",
+                if self._same_trade(self.items[first], prepared):
+                    item.merged_into = first
+                    item.decide(
+                        "merged",
+                        f"trade {clip(item.trade_id, 40)} was fetched twice; counted once "
+                        f"(as #{first})",
+                    )
+                    return
+                # The same id for another buyer is another trade (ids unique per shop only, or
+                # a server's mistake): dropping it as a repeat would lose its buyer.
+                self.notes.append(
+                    f"trade id {clip(item.trade_id, 40)} came for two different buyers (#{first} "
+                    f"and #{position}); both are kept as separate trades"
                 )
-                return
         if prepared.failure is not None:
             item.decide(*prepared.failure)
             return
@@ -303,15 +375,24 @@ class Run:
         assert customer is not None
         item.customer = customer
         item.number = customer.number
+        item.org = customer.use_org
         item.name = customer.name
         item.order_key = prepared.order_key
         if prepared.order_error is not None:
             self._order_failure(f"order_by failed for {item.identity()}: {prepared.order_error}")
-        group = self.groups.get(customer.number)
+        group = self.groups.get(item.key)
         if group is None:
-            self.groups[customer.number] = [position]
+            self.groups[item.key] = [position]
         else:
             group.append(position)
+
+    def _same_trade(self, first: _Item, prepared: Prepared) -> bool:
+        """Whether a trade whose id was seen before is that trade again: same buyer, same
+        customer (or both without one)."""
+        customer = prepared.customer
+        key = None if customer is None else (customer.use_org, customer.number)
+        first_key = None if first.number is None else first.key
+        return first.buyer_cid == prepared.buyer_cid and first_key == key
 
     def _order_failure(self, message: str) -> None:
         if not self.order_failed:
@@ -328,50 +409,60 @@ class Run:
 
     def take_lookups(self, *, full_only: bool) -> list[LookupOp]:
         """Lookups for the numbers seen so far (only full chunks when ``full_only``)."""
-        ready = self.unchecked
-        ops = [LookupOp(c) for c in _chunks(ready, LOOKUP_CHUNK, LOOKUP_CHARS)]
-        if full_only and ops and len(ops[-1].numbers) < LOOKUP_CHUNK:
-            last = ops.pop()
-            self.unchecked = list(last.numbers)
-        else:
-            self.unchecked = []
+        ops = _lookup_ops(self.unchecked)
+        self.unchecked = []
+        if full_only:
+            # Per organisation, the last, partial chunk waits for more numbers.
+            ready = []
+            for op in ops:
+                if len(op.numbers) < LOOKUP_CHUNK:
+                    self.unchecked.extend((op.org, number) for number in op.numbers)
+                else:
+                    ready.append(op)
+            ops = ready
         return ops
 
     # -- K/3 Cloud answers --------------------------------------------------------------------
 
-    def apply_lookup(self, op: LookupOp, result: Any) -> None:
+    def apply_lookup(self, op: LookupOp, result: Any, *, split: bool = True) -> None:
         if isinstance(result, BaseException):
-            if (
-                isinstance(result, K3CloudAPIError)
-                and len(op.numbers) > 1
-                and op.depth < _MAX_SPLITS
-            ):
-                # The server refused the query as a whole: find the number it chokes on.
+            if split and not _whole_call(result) and len(op.numbers) > 1 and op.depth < _MAX_SPLITS:
+                # The server refused the query for what it holds: find the number it chokes on.
                 half = len(op.numbers) // 2
-                self.split_queue.append(LookupOp(op.numbers[:half], op.depth + 1))
-                self.split_queue.append(LookupOp(op.numbers[half:], op.depth + 1))
+                self._splits += 1
+                for part in (op.numbers[:half], op.numbers[half:]):
+                    self.split_queue.append(LookupOp(part, op.org, op.depth + 1, self._splits))
                 return
+            if _whole_call(result) or not split:
+                self._whole_call_failure("ExecuteBillQuery", result, len(op.numbers))
             for number in op.numbers:
-                self.lookup_failed[number] = error_text(result)
+                self.lookup_failed[(op.org, number)] = error_text(result)
             return
-        rows: dict[str, Id] = result
-        folded = {number.casefold(): cid for number, cid in rows.items()}
+        found: Found = result
+        folded: dict[str, list[Id]] = {}
+        for number, ids in found.items():
+            folded.setdefault(number.casefold(), []).extend(ids)
         for number in op.numbers:
-            if number in rows:
-                self.found[number] = rows[number]
-            elif number.casefold() in folded:
-                # K/3 Cloud's database compares numbers without regard to case.
-                self.found[number] = folded[number.casefold()]
-            else:
-                self.found.pop(number, None)
-            self.lookup_failed.pop(number, None)
+            key = (op.org, number)
+            # K/3 Cloud's database compares numbers without regard to case.
+            ids = found.get(number) or folded.get(number.casefold(), [])
+            self.found.pop(key, None)
+            self.lookup_failed.pop(key, None)
+            if len(set(ids)) > 1:
+                self.lookup_failed[key] = (
+                    f"K/3 Cloud holds {len(set(ids))} customers numbered {clip(number, 60)} in "
+                    f"organisation {clip(op.org, 20)} (FCUSTID {', '.join(map(str, ids[:5]))}): "
+                    "which one is this buyer's cannot be told"
+                )
+            elif ids:
+                self.found[key] = ids[0]
 
     # -- deciding --------------------------------------------------------------------------
 
     def dedupe(self) -> list[int]:
         """Pick each customer's winning trade; the others are merged into it. Returns winners."""
         winners = []
-        for number, positions in self.groups.items():
+        for (_, number), positions in self.groups.items():
             winner = self._winner(positions)
             winners.append(winner)
             if len(positions) == 1:
@@ -414,18 +505,36 @@ class Run:
         self, kind: Literal["create", "update"], positions: list[int], attempt: int
     ) -> list[Op]:
         ops: list[Op] = []
-        for i in range(0, len(positions), self.batch_size):
-            part = tuple(positions[i : i + self.batch_size])
+        for part in self._batches(positions):
             customers = tuple(self._model_for(kind, p) for p in part)
             ops.append(SaveOp(kind, part, customers, attempt))
         return ops
+
+    def _batches(self, positions: list[int]) -> Iterator[tuple[int, ...]]:
+        """``positions`` in calls of at most ``batch_size``, never two rows of one number in a
+        call (the same customer allocated to two organisations): the reply's ``Number`` is what
+        verifies each row's result, and it could not tell them apart."""
+        pending = positions
+        while pending:
+            batch: list[int] = []
+            numbers: set[str] = set()
+            later: list[int] = []
+            for position in pending:
+                folded = str(self.items[position].number).casefold()
+                if len(batch) < self.batch_size and folded not in numbers:
+                    batch.append(position)
+                    numbers.add(folded)
+                else:
+                    later.append(position)
+            yield tuple(batch)
+            pending = later
 
     def _model_for(self, kind: str, position: int) -> Customer:
         item = self.items[position]
         assert item.customer is not None
         assert item.number is not None
         if kind == "update":
-            return attrs.evolve(item.customer, id=self.found[item.number])
+            return attrs.evolve(item.customer, id=self.found[item.key])
         return item.customer
 
     def save_call(self, op: SaveOp) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -443,10 +552,15 @@ class Run:
         return (self.form_id, list(op.customers)), kwargs
 
     def lookup_call(self, op: LookupOp) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """Arguments of ``execute_bill_query`` for ``op``."""
+        """Arguments of ``iter_bill_query`` for ``op``: the numbers, in the customer's use
+        organisation only (another organisation's copy is another record), every page."""
+        condition = filters.in_("FNumber", op.numbers)
+        if op.org:
+            condition = filters.and_(condition, filters.eq(f"{LOOKUP_ORG_FIELD}.FNumber", op.org))
         return (self.form_id, LOOKUP_FIELDS), {
-            "filter_string": filters.in_("FNumber", op.numbers),
-            "limit": 2000,
+            "filter_string": condition,
+            "order_string": "FCUSTID",
+            "page_size": LOOKUP_PAGE,
         }
 
     def settle(self) -> _Plan:
@@ -457,16 +571,15 @@ class Run:
         updates: list[int] = []
         for position in winners:
             item = self.items[position]
-            number = item.number
-            assert number is not None
-            if number in self.lookup_failed:
+            key = item.key
+            if key in self.lookup_failed:
                 item.decide(
                     "failed",
-                    f"could not check whether customer {clip(number, 60)} exists in K/3 Cloud, "
-                    f"so it was not saved: {self.lookup_failed[number]}",
+                    f"could not check whether customer {clip(key[1], 60)} exists in K/3 Cloud, "
+                    f"so it was not saved: {self.lookup_failed[key]}",
                 )
-            elif number in self.found:
-                item.customer_id = str(self.found[number])
+            elif key in self.found:
+                item.customer_id = str(self.found[key])
                 if self.on_existing == "update":
                     updates.append(position)
                 else:
@@ -485,8 +598,9 @@ class Run:
         retry_updates: list[int] = []
         for op, result in zip(ops, results, strict=True):
             unsure += self._apply_save(op, result, retry_updates)
-        # A create that did not surely succeed may have been carried out anyway (a lost reply),
-        # or by someone else meanwhile: look before deciding, never save blindly twice.
+        # A create that did not surely succeed may have been carried out anyway (a lost reply,
+        # or a commit still running on the server), or by someone else meanwhile: look, and keep
+        # looking for as long as the save could still land, before anything is sent again.
         retry_creates = yield from self._confirm(unsure, final=False)
         ops = [
             *self._save_ops("create", retry_creates, 2),
@@ -503,55 +617,110 @@ class Run:
         self.split_queue = []
         while pending:
             results = yield list(pending)
+            # Both halves of a split refused alike: the query was never the problem, one of its
+            # numbers was not either; splitting further would only multiply the calls.
+            failures: dict[int, list[Any]] = {}
             for op, result in zip(pending, results, strict=True):
-                self.apply_lookup(op, result)
+                if op.split is not None and isinstance(result, BaseException):
+                    failures.setdefault(op.split, []).append(_failure_kind(result))
+            alike = {
+                split
+                for split, kinds in failures.items()
+                if len(kinds) == 2 and kinds[0] == kinds[1]
+            }
+            for op, result in zip(pending, results, strict=True):
+                self.apply_lookup(op, result, split=op.split not in alike)
             pending, self.split_queue = self.split_queue, []
 
     def _confirm(
         self, positions: list[int], *, final: bool
     ) -> Generator[list[Op], list[Any], list[int]]:
-        """Re-query the numbers of creates that did not surely succeed; returns those to retry."""
-        if not positions:
-            return []
-        numbers = [str(self.items[p].number) for p in positions]
-        for number in numbers:
-            self.found.pop(number, None)
-            self.lookup_failed.pop(number, None)
-        yield from self._lookups(
-            [LookupOp(c) for c in _chunks(numbers, LOOKUP_CHUNK, LOOKUP_CHARS)]
-        )
-        retry: list[int] = []
-        for position in positions:
-            item = self.items[position]
-            number = str(item.number)
-            message = item.save_message or "no reason given"
-            if number in self.found:
-                item.customer_id = str(self.found[number])
-                if item.save_state == "uncertain":
-                    item.decide("created", "confirmed after an uncertain reply")
-                else:
+        """Settle creates that did not surely succeed; returns those to send again.
+
+        A refused create is looked up once (another writer may have created the customer). An
+        uncertain one is looked up until it is found, with growing pauses, for at least
+        ``confirm_for`` seconds: a save whose reply timed out may still be committing on the
+        server, and sending it again before it lands would create the customer twice (on a
+        K/3 Cloud without a unique number index). Only one still absent after that is sent again
+        (``final=False``); after the second attempt it ends ``uncertain``, never re-sent, for
+        the next run to settle.
+        """
+        open_ = list(positions)
+        waited = 0.0
+        rounds = 0
+        # Enough rounds for the pauses to add up to ``confirm_for``, however long: a bound on the
+        # loop, never a cut of the window.
+        max_rounds = 2 + _CONFIRM_DOUBLING_ROUNDS + math.ceil(self.confirm_for / _CONFIRM_MAX_PAUSE)
+        while open_:
+            keys = list(dict.fromkeys(self.items[p].key for p in open_))
+            for key in keys:
+                self.found.pop(key, None)
+                self.lookup_failed.pop(key, None)
+            yield from self._lookups(_lookup_ops(keys))
+            rounds += 1
+            still: list[int] = []
+            for position in open_:
+                item = self.items[position]
+                key = item.key
+                if key in self.found:
+                    self._confirmed(item, self.found[key])
+                elif item.save_state == "uncertain" or key in self.lookup_failed:
+                    still.append(position)
+                elif item.ever_uncertain and item.number_taken:
+                    # "Number already used" for a row whose earlier save was uncertain: most
+                    # likely that save landed, but the lookup does not show it in this
+                    # organisation (a lag, or the number belongs to another organisation's
+                    # customer). Not a refusal, not sent again: the next run settles it.
                     item.decide(
-                        "existed",
-                        f"the save was refused ({message}) but the customer exists: "
-                        "created by another writer meanwhile",
+                        "uncertain",
+                        "the first save's reply was lost and the retry was told the number is "
+                        f"already used ({item.save_message}), but K/3 Cloud does not show the "
+                        f"customer in organisation {clip(item.org, 20)}: the first save probably "
+                        "landed; not sent again: the next run checks before saving",
                     )
-            elif number in self.lookup_failed:
+                else:
+                    message = item.save_message or "no reason given"
+                    item.decide("failed", f"BatchSave refused the customer: {message}")
+            open_ = still
+            if not open_ or waited >= self.confirm_for or rounds >= max_rounds:
+                break
+            pause = min(_CONFIRM_FIRST_PAUSE * 2 ** (rounds - 1), _CONFIRM_MAX_PAUSE)
+            pause = min(pause, max(self.confirm_for - waited, 0.0)) or _CONFIRM_FIRST_PAUSE
+            yield [WaitOp(pause)]
+            waited += pause
+        retry: list[int] = []
+        for position in open_:
+            item = self.items[position]
+            message = item.save_message or "no reason given"
+            looked = f"{rounds} lookup(s) over {waited:.1f}s"
+            if item.key in self.lookup_failed:
                 item.decide(
-                    "failed",
+                    "uncertain",
                     f"the save's outcome is unknown ({message}) and checking failed "
-                    f"({self.lookup_failed[number]}); a re-run checks before saving",
+                    f"({self.lookup_failed[item.key]}); not sent again: the next run checks "
+                    "before saving",
                 )
             elif item.save_state == "uncertain" and not final:
                 retry.append(position)
-            elif item.save_state == "uncertain":
-                item.decide(
-                    "failed",
-                    f"the save's outcome stayed unknown after a retry ({message}); "
-                    "not found in K/3 Cloud, a re-run will save it",
-                )
             else:
-                item.decide("failed", f"BatchSave refused the customer: {message}")
+                item.decide(
+                    "uncertain",
+                    f"the save's outcome stayed unknown after a retry ({message}); not found "
+                    f"in K/3 Cloud by {looked}; not sent again: the next run checks before saving",
+                )
         return retry
+
+    def _confirmed(self, item: _Item, cid: Id) -> None:
+        item.customer_id = str(cid)
+        if item.ever_uncertain:
+            item.decide("created", "confirmed after an uncertain reply")
+        else:
+            message = item.save_message or "no reason given"
+            item.decide(
+                "existed",
+                f"the save was refused ({message}) but the customer exists: "
+                "created by another writer meanwhile",
+            )
 
     def _apply_save(self, op: Op, result: Any, retry_updates: list[int]) -> list[int]:
         """Record one BatchSave; returns the creates that must be confirmed by a lookup."""
@@ -559,16 +728,24 @@ class Run:
         unsure: list[int] = []
         if isinstance(result, BaseException):
             uncertain = _may_have_reached(result)
+            text = error_text(result)
             failed = [
-                (i, "uncertain" if uncertain else "refused", error_text(result))
+                (i, "uncertain" if uncertain else "refused", text, False)
                 for i in range(len(op.positions))
             ]
             saved: list[tuple[int, Id | None]] = []
+            if not uncertain and _whole_call(result):
+                self._whole_call_failure("BatchSave", result, len(op.positions))
         else:
             outcome: BatchSaveResult = result
             saved = [(row.index, row.id) for row in outcome.saved]
             failed = [
-                (row.index, "uncertain" if row.uncertain else "refused", _row_message(row))
+                (
+                    row.index,
+                    "uncertain" if row.uncertain else "refused",
+                    _row_message(row),
+                    _number_taken(row),
+                )
                 for row in outcome.failed
             ]
         seen: set[int] = set()
@@ -577,18 +754,35 @@ class Run:
                 continue
             seen.add(index)
             item = self.items[op.positions[index]]
+            sent = op.customers[index].id
+            if op.kind == "update" and cid is not None and str(cid) != str(sent):
+                # An update names the record it changes: a reply with another id either is
+                # wrong or says K/3 made a new record. Neither is reported as this customer's.
+                item.customer_id = str(sent)
+                item.decide(
+                    "uncertain",
+                    f"the update of FCUSTID {sent} was answered with FCUSTID {clip(str(cid), 40)}:"
+                    " K/3 Cloud may have changed or created another record; check it. Not sent "
+                    "again",
+                )
+                continue
             if cid is not None:
                 item.customer_id = str(cid)
             status: OutcomeStatus = "created" if op.kind == "create" else "updated"
             note = "saved on a second attempt after an uncertain reply" if op.attempt > 1 else None
             item.decide(status, note)
-        for index, state, message in failed:
+        if not isinstance(result, BaseException):
+            for row in outcome.failed:
+                if row.msg_code in WHOLE_CALL_MSG_CODES and not row.uncertain:
+                    self._whole_call_failure("BatchSave", _row_message(row), 1)
+        for index, state, message, taken in failed:
             if not 0 <= index < len(op.positions) or index in seen:
                 continue
             seen.add(index)
             position = op.positions[index]
             item = self.items[position]
-            item.save_state, item.save_message = state, message
+            item.save_state, item.save_message, item.number_taken = state, message, taken
+            item.ever_uncertain = item.ever_uncertain or state == "uncertain"
             if op.kind == "create":
                 unsure.append(position)
             elif state == "uncertain" and op.attempt == 1:
@@ -596,7 +790,9 @@ class Run:
                 retry_updates.append(position)
             elif state == "uncertain":
                 item.decide(
-                    "failed", f"the update's outcome stayed unknown after a retry: {message}"
+                    "uncertain",
+                    f"the update's outcome stayed unknown after a retry: {message}; the next "
+                    "run updates it again",
                 )
             else:
                 item.decide("failed", f"BatchSave refused the update: {message}")
@@ -608,16 +804,33 @@ class Run:
                     "uncertain",
                     "the reply did not mention the row",
                 )
+                item.ever_uncertain = True
                 if op.kind == "create":
                     unsure.append(position)
                 elif op.attempt == 1:
                     retry_updates.append(position)
                 else:
                     item.decide(
-                        "failed",
-                        "the update's outcome is unknown: the reply did not mention the row",
+                        "uncertain",
+                        "the update's outcome is unknown: the reply did not mention the row; "
+                        "the next run updates it again",
                     )
         return unsure
+
+    def _whole_call_failure(self, operation: str, exc: BaseException | str, rows: int) -> None:
+        """Count a call that failed as a whole (after the client's retries): said once per run,
+        as a run-level error, however many calls and rows it struck."""
+        text = exc if isinstance(exc, str) else error_text(exc)
+        key = (operation, text)
+        self.whole_call_failures[key] = self.whole_call_failures.get(key, 0) + rows
+
+    def whole_call_errors(self) -> list[str]:
+        """The run-level errors of the calls that failed as a whole, one per kind of failure."""
+        return [
+            f"{operation} failed as a whole, after the client's retries, for {rows} "
+            f"customer(s): {text} (see docs/errors.md for what to check)"
+            for (operation, text), rows in self.whole_call_failures.items()
+        ]
 
     # -- the end ----------------------------------------------------------------------------
 
@@ -656,7 +869,7 @@ class Run:
             final = outcome
             if outcome.status == "merged" and outcome.merged_into is not None:
                 final = outcomes[outcome.merged_into]
-            if final.status == "failed":
+            if final.status in ("failed", "uncertain"):
                 bad.add(item.window)
         end = None
         for index, window in enumerate(self.windows):
@@ -664,6 +877,25 @@ class Run:
                 break
             end = window.end_ms
         return end
+
+
+def _whole_call(exc: BaseException) -> bool:
+    """Whether an error concerns the call as a whole (session, rate limit, authentication, the
+    server or the network), not something in it: splitting such a call cannot isolate a culprit,
+    it only multiplies the calls (and the logins)."""
+    if not isinstance(exc, K3CloudAPIError):
+        return True
+    return exc.msg_code in WHOLE_CALL_MSG_CODES
+
+
+def _failure_kind(exc: BaseException) -> tuple[str, int | None]:
+    return type(exc).__name__, getattr(exc, "msg_code", None)
+
+
+def _number_taken(row: Any) -> bool:
+    """Whether a refused row was refused because its number is already in use."""
+    message = str(row.message or "")
+    return (row.field_name == "FNumber" and row.msg_code == 11) or "已经被使用" in message
 
 
 def _row_message(row: Any) -> str:
@@ -675,8 +907,17 @@ def _row_message(row: Any) -> str:
     return parts[0] + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "")
 
 
-def rows_to_found(rows: Iterable[Any]) -> dict[str, Id]:
-    found: dict[str, Id] = {}
+#: What a lookup found: number -> every ``FCUSTID`` with that number (one, when all is well).
+Found: TypeAlias = dict[str, list[Id]]
+
+
+def rows_to_found(rows: Iterable[Any], org: str = "") -> Found:
+    """The ids per number in the rows of a lookup (``LOOKUP_FIELDS``) in organisation ``org``.
+
+    A row of another organisation is left out. A row without the organisation column is an
+    error (``ValueError``, the lookup fails): which organisation it belongs to cannot be told.
+    """
+    found: Found = {}
     for row in rows:
         if not isinstance(row, list | tuple) or len(row) < 2:
             continue
@@ -684,5 +925,16 @@ def rows_to_found(rows: Iterable[Any]) -> dict[str, Id]:
         text = as_text(number)
         if text is None or isinstance(cid, bool) or not isinstance(cid, int | str):
             continue
-        found.setdefault(text, cid)
+        if org:
+            if len(row) < 3:
+                raise ValueError(
+                    f"the lookup's reply has rows without {LOOKUP_ORG_FIELD}.FNumber (asked for "
+                    f"{LOOKUP_FIELDS}), e.g. {short(list(row), 80)}: which organisation a "
+                    "customer belongs to cannot be told"
+                )
+            if as_text(row[2]) != org:
+                continue
+        ids = found.setdefault(text, [])
+        if cid not in ids:
+            ids.append(cid)
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import re
 import sys
 import time
@@ -69,6 +70,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _wait_seconds(text: str) -> float:
+    """``--wait`` values: seconds (``30``, ``2.5``) or a duration (``10m``)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        return parse_duration(text).total_seconds()
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the wait must be seconds >= 0 (or 10m, 1h)")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``huke-k3`` argument parser."""
     parser = argparse.ArgumentParser(
@@ -100,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         "optional HUKE_BASE_URL, HUKE_EID; K3CLOUD_SERVER_URL, K3CLOUD_ACCT_ID, "
         "K3CLOUD_USER_NAME, K3CLOUD_APP_ID + K3CLOUD_APP_SECRET or K3CLOUD_PASSWORD, ...) or, for "
         "K/3 Cloud, from the official SDK's conf.ini (--k3-ini). Exit status: 0 when every trade "
-        "ended well, 1 when some failed, 2 for usage or configuration errors.",
+        "ended well, 1 when some failed or stayed uncertain, 2 for usage or configuration errors and when another "
+        "run holds the --state file.",
     )
     when = sync.add_mutually_exclusive_group()
     when.add_argument(
@@ -117,6 +130,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument(
         "--state", metavar="FILE", help="watermark file: resume where the last good run ended"
+    )
+    sync.add_argument(
+        "--wait",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_wait_seconds,
+        metavar="SECONDS",
+        help="when another run holds --state, wait for it to end (as long as it takes, or at "
+        "most SECONDS: 30, 10m) instead of exiting 2 at once",
     )
     sync.add_argument("--json", action="store_true", help="print the report as JSON")
     sync.add_argument("--k3-ini", metavar="PATH", help="K/3 Cloud settings from a conf.ini")
@@ -206,6 +229,9 @@ def _run(huke: Any, k3: Any, use_async: bool, options: dict[str, Any]) -> SyncRe
 
 
 def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.wait is not False and not args.state:
+        print("huke-k3: --wait needs --state (it waits for the run holding that file)", file=err)
+        return EXIT_USAGE
     (huke, k3), problems = _clients(args)
     if problems or huke is None or k3 is None:
         for problem in problems:
@@ -227,7 +253,7 @@ def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "on_existing": args.on_existing,
         "batch_size": args.batch_size,
         "dry_run": args.dry_run,
-        "state": FileState(args.state) if args.state else None,
+        "state": FileState(args.state, wait=args.wait) if args.state else None,
         "progress": False if args.no_progress or args.json else None,
         "window": args.window,
     }

@@ -17,16 +17,30 @@ from typing import Any
 
 import anyio
 import attrs
+import httpx
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from huke_client import AsyncHukeClient, HukeClient, to_epoch_ms
 from k3cloud_client import AsyncK3CloudClient, K3CloudClient
 
-from ._books import LookupOp, OnExisting, Op, Prepared, Run, SaveOp, error_text, rows_to_found
+from ._books import (
+    DEFAULT_CONFIRM_FOR,
+    LookupOp,
+    OnExisting,
+    Op,
+    Prepared,
+    Run,
+    SaveOp,
+    WaitOp,
+    error_text,
+    rows_to_found,
+)
+from ._errors import StateError
+from ._pressure import AdaptiveLimiter, acall_with_backoff, call_with_backoff
 from ._progress import Progress, ProgressArg, make_sink
 from ._report import SyncReport
-from ._state import State
+from ._state import State, hold
 from ._transform import SCHEME_SAVE_FLAGS, Transform, trade_to_customer
 from ._windows import DEFAULT_SPAN, DEFAULT_WINDOW, ONE_MS, ms_to_datetime, split_windows, subdivide
 
@@ -43,6 +57,44 @@ class _Setup:
     resumed_from: datetime | None
     stored_ms: int | None
     started: float
+    #: "Now" when the fetch started: no watermark is stored beyond it, whatever ``end`` said.
+    now_ms: int
+    #: The stored watermark was ahead of the clock: it is replaced even by an earlier one.
+    rewind: bool = False
+
+
+#: A stored watermark at most this far ahead of the clock is a clock step: taken as "now".
+WATERMARK_SKEW = timedelta(minutes=5)
+#: No Huke trade is older than this: an earlier watermark is a broken state, not a position.
+_EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+
+def _check_watermark(stored_ms: int, now_ms: int, state: State, notes: list[str]) -> int:
+    """The stored watermark, clamped to now when a clock step put it slightly ahead; a
+    ``StateError`` when it cannot be a real position (never a run that silently skips)."""
+    where = f" in {state!r}"
+    fix = (
+        "pass start= (huke-k3 sync --start) to choose where to resume, or delete the state to "
+        "start from the default window"
+    )
+    if stored_ms < _EARLIEST_MS:
+        raise StateError(
+            f"the stored watermark{where} ({stored_ms} ms since the epoch) is before 2000: it "
+            f"is not a position a sync could have reached; {fix}"
+        )
+    if stored_ms > now_ms + WATERMARK_SKEW // ONE_MS:
+        raise StateError(
+            f"the stored watermark{where} is {ms_to_datetime(stored_ms).isoformat()}, later "
+            f"than now ({ms_to_datetime(now_ms).isoformat()}): resuming there would skip every "
+            f"trade before it; {fix}"
+        )
+    if stored_ms > now_ms:
+        notes.append(
+            f"the stored watermark {ms_to_datetime(stored_ms).isoformat()} was ahead of the "
+            f"clock ({ms_to_datetime(now_ms).isoformat()}); resumed from now instead"
+        )
+        return now_ms
+    return stored_ms
 
 
 def _prepare(
@@ -58,6 +110,7 @@ def _prepare(
     form_id: str,
     order_by: Callable[[Any], Any] | None,
     clock: Callable[[], float],
+    confirm_for: float,
     split: int = 1,
 ) -> tuple[Run, _Setup]:
     started = time.perf_counter()
@@ -75,6 +128,11 @@ def _prepare(
     end_ms = to_epoch_ms(end, "end") if end is not None else now_ms
     stored = state.load() if state is not None else None
     stored_ms = None if stored is None else to_epoch_ms(stored, "watermark")
+    notes: list[str] = []
+    rewind = False
+    if stored_ms is not None and state is not None:
+        checked = _check_watermark(stored_ms, now_ms, state, notes)
+        rewind, stored_ms = checked != stored_ms, checked
     resumed_from = None
     if start is not None:
         start_ms = to_epoch_ms(start, "start")
@@ -88,7 +146,12 @@ def _prepare(
         resumed_from = ms_to_datetime(start_ms)
     else:
         start_ms = max(end_ms - DEFAULT_SPAN // ONE_MS, 0)
-    # A watermark beyond ``end`` (clock skew, an explicit early end) leaves nothing to fetch.
+    if start_ms > end_ms:
+        # Only a stored watermark gets here (an explicit start after end is refused above).
+        notes.append(
+            f"nothing to fetch: the stored watermark {ms_to_datetime(start_ms).isoformat()} "
+            f"(less its overlap) is after end {ms_to_datetime(end_ms).isoformat()}"
+        )
     ranges = split_windows(start_ms, end_ms, window) if start_ms <= end_ms else []
     if split > 1:
         ranges = [part for a, b in ranges for part in subdivide(a, b, split)]
@@ -101,8 +164,10 @@ def _prepare(
         order_by=order_by,
         windows=ranges,
         save_flags=flags,
+        confirm_for=confirm_for,
     )
-    setup = _Setup(start_ms, end_ms, resumed_from, stored_ms, started)
+    run.notes.extend(notes)
+    setup = _Setup(start_ms, end_ms, resumed_from, stored_ms, started, now_ms, rewind)
     logger.info(
         "sync %s .. %s in %d window(s)%s%s",
         ms_to_datetime(start_ms).isoformat(timespec="seconds"),
@@ -118,12 +183,16 @@ def _finish(run: Run, setup: _Setup, state: State | None, progress: Progress) ->
     outcomes = run.outcomes()
     watermark = None
     good_until = run.good_until(outcomes)
+    if good_until is not None:
+        # Trades stamped after the fetch started may still be arriving: never past that moment.
+        good_until = min(good_until, setup.now_ms)
     errors = list(run.errors)
+    errors.extend(run.whole_call_errors())
     if (
         state is not None
         and not run.dry_run
         and good_until is not None
-        and (setup.stored_ms is None or good_until > setup.stored_ms)
+        and (setup.stored_ms is None or good_until > setup.stored_ms or setup.rewind)
     ):
         moment = ms_to_datetime(good_until)
         try:
@@ -158,9 +227,37 @@ def _finish(run: Run, setup: _Setup, state: State | None, progress: Progress) ->
     return report
 
 
+def _confirm_for(k3: object, confirm_timeout: float | None) -> float:
+    if confirm_timeout is not None:
+        if isinstance(confirm_timeout, bool) or not confirm_timeout >= 0:
+            raise ValueError(f"confirm_timeout must be seconds >= 0, got {confirm_timeout!r}")
+        return float(confirm_timeout)
+    timeout = getattr(k3, "timeout", None)
+    read = timeout.read if isinstance(timeout, httpx.Timeout) else None
+    return float(read) if read is not None else DEFAULT_CONFIRM_FOR
+
+
+def _prepare_held(
+    *, state: State | None, **options: Any
+) -> tuple[Run, _Setup, Callable[[], object]]:
+    """``_prepare`` under ``state``'s run lock (when it has one), and the function releasing it.
+
+    The lock is taken before the watermark is read and held until the run ends (the callers'
+    ``finally``): two runs on one state would both fetch the same trades and create the same
+    customers, each trusting K/3 Cloud's unique index to refuse the other's.
+    """
+    release = hold(state)
+    try:
+        run, setup = _prepare(state=state, **options)
+    except BaseException:
+        release()
+        raise
+    return run, setup, release
+
+
 def _announce(ops: Sequence[Op], progress: Progress) -> None:
     """Open a progress phase for a batch of operations."""
-    if not ops:
+    if not ops or isinstance(ops[0], WaitOp):
         return
     if isinstance(ops[0], LookupOp):
         progress.start("check", sum(len(op.numbers) for op in ops if isinstance(op, LookupOp)))
@@ -169,14 +266,19 @@ def _announce(ops: Sequence[Op], progress: Progress) -> None:
 
 
 def _op_size(op: Op) -> int:
+    if isinstance(op, WaitOp):
+        return 0
     return len(op.numbers) if isinstance(op, LookupOp) else len(op.positions)
 
 
 def _execute(k3: K3CloudClient, run: Run, op: Op) -> Any:
+    if isinstance(op, WaitOp):
+        time.sleep(op.seconds)
+        return None
     try:
         if isinstance(op, LookupOp):
             args, kwargs = run.lookup_call(op)
-            return rows_to_found(k3.execute_bill_query(*args, **kwargs))
+            return rows_to_found(k3.iter_bill_query(*args, **kwargs), op.org)
         args, kwargs = run.save_call(op)
         return k3.batch_save(*args, **kwargs)
     except Exception as exc:  # recorded against the rows; the run goes on
@@ -187,10 +289,14 @@ def _execute(k3: K3CloudClient, run: Run, op: Op) -> Any:
 
 
 async def _aexecute(k3: AsyncK3CloudClient, run: Run, op: Op) -> Any:
+    if isinstance(op, WaitOp):
+        await anyio.sleep(op.seconds)
+        return None
     try:
         if isinstance(op, LookupOp):
             args, kwargs = run.lookup_call(op)
-            return rows_to_found(await k3.execute_bill_query(*args, **kwargs))
+            rows = [row async for row in k3.iter_bill_query(*args, **kwargs)]
+            return rows_to_found(rows, op.org)
         args, kwargs = run.save_call(op)
         return await k3.batch_save(*args, **kwargs)
     except Exception as exc:  # recorded against the rows; the run goes on
@@ -217,6 +323,7 @@ def sync_customers(
     page_size: int = 100,
     order_by: Callable[[Any], Any] | None = None,
     clock: Callable[[], float] = time.time,
+    confirm_timeout: float | None = None,
 ) -> SyncReport:
     """Create a K/3 Cloud customer for every buyer of the Huke trades in ``[start, end]``.
 
@@ -251,14 +358,19 @@ def sync_customers(
         order_by: ``trade -> key`` deciding which trade of a buyer wins (the largest key);
             default: the later one in Huke's stream.
         clock: the time source, for "now".
+        confirm_timeout: how long (seconds) a save whose outcome is unknown (its reply timed out
+            or was lost) is given to land, looked up with growing pauses, before it is sent
+            again. Default: the K/3 client's read timeout — a commit still running when the
+            client gave up lands within about that long.
 
     Raises:
         ValueError: for arguments that make no sense (``start`` after ``end`` ...).
         StateError: when the state cannot be read.
+        StateLockedError: another run holds the state's lock (``FileState(..., wait=)``).
 
     Nothing else: a failure of Huke or K/3 Cloud is reported, not raised.
     """
-    run, setup = _prepare(
+    run, setup, release = _prepare_held(
         start=start,
         end=end,
         transform=transform,
@@ -270,6 +382,7 @@ def sync_customers(
         form_id=form_id,
         order_by=order_by,
         clock=clock,
+        confirm_for=_confirm_for(k3, confirm_timeout),
     )
     bar = Progress(make_sink(progress))
     try:
@@ -293,13 +406,14 @@ def sync_customers(
                 _announce(ops, bar)
                 results = []
                 for op in ops:
-                    results.append(_execute(k3, run, op))
+                    results.append(call_with_backoff(op, lambda o: _execute(k3, run, o)))
                     bar.advance(_op_size(op))
                 ops = plan.send(results)
         except StopIteration:
             pass
         return _finish(run, setup, state, bar)
     finally:
+        release()  # first: the lock must go even if closing the bar fails
         bar.close()
 
 
@@ -339,6 +453,7 @@ async def async_sync_customers(
     page_size: int = 100,
     order_by: Callable[[Any], Any] | None = None,
     clock: Callable[[], float] = time.time,
+    confirm_timeout: float | None = None,
     concurrency: int = 8,
     fetch_concurrency: int = 4,
 ) -> SyncReport:
@@ -360,7 +475,7 @@ async def async_sync_customers(
     for name, value in (("concurrency", concurrency), ("fetch_concurrency", fetch_concurrency)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    run, setup = _prepare(
+    run, setup, release = _prepare_held(
         start=start,
         end=end,
         transform=transform,
@@ -372,14 +487,15 @@ async def async_sync_customers(
         form_id=form_id,
         order_by=order_by,
         clock=clock,
+        confirm_for=_confirm_for(k3, confirm_timeout),
         split=fetch_concurrency,
     )
-    limiter = anyio.CapacityLimiter(concurrency)
+    # ``concurrency`` is the ceiling; the limit in use adapts to what K/3 Cloud takes.
+    limiter = AdaptiveLimiter(concurrency)
     bar = Progress(make_sink(progress))
 
     async def call(op: Op) -> Any:
-        async with limiter:
-            return await _aexecute(k3, run, op)
+        return await acall_with_backoff(op, lambda o: _aexecute(k3, run, o), limiter)
 
     async def early_lookup(op: LookupOp) -> None:
         run.apply_lookup(op, await call(op))
@@ -412,6 +528,7 @@ async def async_sync_customers(
             pass
         return _finish(run, setup, state, bar)
     finally:
+        release()  # first: the lock must go even if closing the bar fails
         bar.close()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+
 
 class BridgeError(Exception):
     """Base of the errors raised by ``huke_k3_bridge`` itself."""
@@ -9,6 +12,36 @@ class BridgeError(Exception):
 
 class StateError(BridgeError):
     """A state file could not be read or written (the message names the file)."""
+
+
+class StateLockedError(StateError):
+    """Another run holds the state's lock: two runs on one state would both create the same
+    customers. The message names the state file and, when known, the holder.
+
+    Attributes:
+        path: the state file.
+        pid: the process id of the run holding it, when the lock file says.
+        host: the host that run is on, when the lock file says.
+        since: when that run took the lock, when the lock file says.
+        waited: seconds this run waited for the lock before giving up (0 without ``wait``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path,
+        pid: int | None = None,
+        host: str | None = None,
+        since: datetime | None = None,
+        waited: float = 0.0,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
+        self.host = host
+        self.since = since
+        self.waited = waited
 
 
 class AccountingError(BridgeError, RuntimeError):

@@ -13,13 +13,14 @@ import attrs
 
 from ._errors import AccountingError
 
-OutcomeStatus = Literal["created", "updated", "existed", "skipped", "failed", "merged"]
+OutcomeStatus = Literal["created", "updated", "existed", "skipped", "uncertain", "failed", "merged"]
 #: Every status, in the order reports show them.
 STATUSES: tuple[OutcomeStatus, ...] = (
     "created",
     "updated",
     "existed",
     "skipped",
+    "uncertain",
     "failed",
     "merged",
 )
@@ -49,6 +50,9 @@ class TradeOutcome:
     - ``updated``: its customer existed and was updated (``on_existing="update"``);
     - ``existed``: its customer existed and was left as it was (``on_existing="skip"``);
     - ``skipped``: it cannot become a customer (``reason`` says why, e.g. no buyerCid);
+    - ``uncertain``: its customer was sent, and whether K/3 Cloud saved it could not be settled
+      within the run (the reply was lost and lookups did not find it in time, or failed). It was
+      not sent again; the watermark stays before it, so the next run looks it up before saving;
     - ``failed``: it should have been saved and was not (``reason`` quotes the error);
     - ``merged``: another trade of the same buyer won (``merged_into`` is that trade's position).
     """
@@ -73,8 +77,8 @@ class TradeOutcome:
 
     @property
     def ok(self) -> bool:
-        """Everything but ``failed``."""
-        return self.status != "failed"
+        """Everything but ``failed`` and ``uncertain``."""
+        return self.status != "failed" and self.status != "uncertain"
 
     @property
     def identity(self) -> str:
@@ -146,8 +150,13 @@ class SyncReport:
         return tuple(o for o in self.outcomes if o.status in statuses)
 
     @property
+    def uncertain(self) -> tuple[TradeOutcome, ...]:
+        """The outcomes left uncertain (the next run settles them)."""
+        return self.by_status("uncertain")
+
+    @property
     def ok(self) -> bool:
-        """No trade failed and the run had no error."""
+        """No trade failed or was left uncertain, and the run had no error."""
         return not self.errors and all(o.ok for o in self.outcomes)
 
     def check(self, fetched: int | None = None) -> None:
@@ -162,7 +171,10 @@ class SyncReport:
         if sum(self.counts.values()) != self.total:
             problems.append("an outcome has an unknown status")
         for outcome in self.outcomes:
-            if outcome.status in ("skipped", "failed", "merged") and not outcome.reason:
+            if (
+                outcome.status in ("skipped", "uncertain", "failed", "merged")
+                and not outcome.reason
+            ):
                 problems.append(f"{outcome.identity} is {outcome.status} without a reason")
             if outcome.status == "merged":
                 target = outcome.merged_into
@@ -215,7 +227,7 @@ class SyncReport:
         return f"{self.total} trades: {parts}"
 
     def _listed(self) -> Iterable[TradeOutcome]:
-        return (*self.by_status("failed"), *self.by_status("skipped"))
+        return (*self.by_status("failed"), *self.by_status("uncertain"), *self.by_status("skipped"))
 
     def __str__(self) -> str:
         lines = [self._headline(), "  " + self._count_line()]
@@ -225,7 +237,7 @@ class SyncReport:
         for outcome in listed[:_LISTED]:
             lines.append(f"  {outcome.status:<8} {outcome.identity}: {_clip(outcome.reason)}")
         if len(listed) > _LISTED:
-            lines.append(f"  … and {len(listed) - _LISTED} more failed or skipped")
+            lines.append(f"  … and {len(listed) - _LISTED} more failed, uncertain or skipped")
         for note in self.notes[:_LISTED]:
             lines.append(f"  note: {_clip(note)}")
         if len(self.notes) > _LISTED:

@@ -133,6 +133,18 @@ class Template:
         """The wire fields the template reads, in order."""
         return self.parts[1::2]
 
+    def empty_fields(self, trade: TradeLike) -> list[str]:
+        """The placeholders whose field is absent, null or blank in ``trade``: what would render
+        as nothing, leaving only the template's fixed text."""
+        fields = wire_fields(trade)
+        empty = []
+        for name in self.fields:
+            found, value = _lookup_field(fields, name)
+            text = as_text(value) if found else None
+            if text is None or not text.strip():
+                empty.append(name)
+        return empty
+
     def render(self, trade: TradeLike, *, target: str | None = None) -> str:
         """The text with every placeholder replaced by the trade's field as text."""
         fields = wire_fields(trade)

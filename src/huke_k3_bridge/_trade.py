@@ -6,10 +6,11 @@ transforms are easier to try out on plain dicts, so both are accepted everywhere
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeAlias
 
-from huke_client import Trade
+from huke_client import TRADE_ID_KEYS, Trade
 
 
 class WireRecord(Protocol):
@@ -22,9 +23,9 @@ class WireRecord(Protocol):
 #: A ``huke_client.Trade``, or any mapping of wire field names to values.
 TradeLike: TypeAlias = WireRecord | Mapping[str, Any]
 
-#: Wire fields that may carry a trade's own identity, tried in this order. The Huke API does not
-#: document one; these are the names seen in public clients and in the simulator.
-TRADE_ID_FIELDS: tuple[str, ...] = ("tradeId", "tid", "tradeNo", "orderId", "id")
+#: Wire fields that may carry a trade's own identity, tried in this order: the same as the
+#: client's, which tells a page served twice by them.
+TRADE_ID_FIELDS: tuple[str, ...] = TRADE_ID_KEYS
 
 _SHORT = 60
 
@@ -49,12 +50,37 @@ def as_text(value: Any) -> str | None:
     """A wire value as text: text as is, numbers in decimal, anything else ``None``.
 
     Ids arrive as text or numbers depending on the endpoint; booleans, lists and objects are not
-    identifiers or names, so they do not silently become ``"True"`` or ``"[1, 2]"``.
+    identifiers or names, so they do not silently become ``"True"`` or ``"[1, 2]"``; nor do the
+    non-finite floats a lenient JSON parser reads from ``NaN`` / ``Infinity`` become ``"nan"``.
     """
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(value)
+    return None
+
+
+#: Texts that are what a non-finite number becomes when something calls ``str()`` on it.
+_NON_FINITE = frozenset(
+    {"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}
+)
+
+
+def junk_key(number: object) -> str | None:
+    """Why ``number`` cannot be a customer number, or ``None`` when it can.
+
+    Checked on every customer whatever made it (the default transform, templates, user
+    functions): an empty or blank number, or the text of a non-finite float, would merge every
+    such trade into one junk customer.
+    """
+    if not isinstance(number, str):
+        return f"the customer number is {type(number).__name__}, not text"
+    if not number.strip():
+        return f"the customer number is {'empty' if not number else 'blank'}"
+    if number.strip().casefold() in _NON_FINITE:
+        return f"the customer number {short(number, 40)} is not a finite value"
     return None
 
 

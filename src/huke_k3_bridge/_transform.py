@@ -19,6 +19,7 @@ from ._template import (
     LookupSource,
     Template,
     TemplateError,
+    compile_template,
     is_template,
     lookup,
     resolve,
@@ -238,6 +239,15 @@ class CustomerTransform:
             raise SkipTrade(f"FNumber is {type(value).__name__} {short(value, 40)}, not text")
         if text is None or not text.strip():
             raise SkipTrade(_missing_number_reason(spec, trade, None))
+        if isinstance(spec, str) and is_template(spec):
+            # "HK-{{buyerCid}}" of a trade without a buyerCid is "HK-": one junk customer for
+            # every such trade. Every placeholder of the number must hold something.
+            empty = compile_template(spec).empty_fields(trade)
+            if empty:
+                raise SkipTrade(
+                    f"FNumber template {short(spec, 40)} would give {short(text.strip(), 40)}: "
+                    f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} missing or blank"
+                )
         return text.strip()
 
     def _name(self, trade: TradeLike) -> str:

@@ -11,10 +11,14 @@ import attrs
 from k3cloud_client import BatchSaveResult, Customer, FailedRow, SavedRow
 
 _QUOTED = re.compile(r"'((?:[^']|'')*)'")
+_NUMBERS = re.compile(r"FNumber in \(((?:'(?:[^']|'')*'(?:,\s*)?)*)\)")
 
 
 def numbers_in(filter_string: str) -> list[str]:
-    return [m.replace("''", "'") for m in _QUOTED.findall(filter_string)]
+    """The numbers of ``FNumber in (...)`` (the organisation clause beside it is not one)."""
+    match = _NUMBERS.search(filter_string)
+    text = match.group(1) if match else filter_string
+    return [m.replace("''", "'") for m in _QUOTED.findall(text)]
 
 
 @attrs.define
@@ -61,8 +65,14 @@ class StubK3:
         self.store[model["FNumber"]] = {**model, "FCUSTID": self.next_id}
         return self.next_id
 
+    def iter_bill_query(
+        self, form_id: str, field_keys: str, *, filter_string: str, **options: Any
+    ) -> Iterator[list[Any]]:
+        # One page holds every row here: the lookups ask for at most a few hundred numbers.
+        yield from self.execute_bill_query(form_id, field_keys, filter_string=filter_string)
+
     def execute_bill_query(
-        self, form_id: str, field_keys: str, *, filter_string: str, limit: int
+        self, form_id: str, field_keys: str, *, filter_string: str, **options: Any
     ) -> list[list[Any]]:
         numbers = numbers_in(filter_string)
         self.queries.append(numbers)
@@ -72,7 +82,11 @@ class StubK3:
                 raise error
         # SQL Server compares without regard to case, as K/3 Cloud's database does.
         wanted = {n.casefold() for n in numbers}
-        return [[m["FCUSTID"], k] for k, m in self.store.items() if k.casefold() in wanted]
+        return [
+            [m["FCUSTID"], k, m.get("FUseOrgId", {}).get("FNumber", "100")]
+            for k, m in self.store.items()
+            if k.casefold() in wanted
+        ]
 
     def batch_save(self, form_id: str, models: list[Customer], **options: Any) -> BatchSaveResult:
         wire = [m.to_model() for m in models]

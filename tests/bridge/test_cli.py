@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from huke_client.testing import Fault, fake_trade
+from huke_k3_bridge import FileState
 from huke_k3_bridge.__main__ import main
 from huke_k3_bridge._cli import build_parser, parse_duration, parse_time
 
@@ -195,6 +198,64 @@ def test_corrupt_state_file_is_a_usage_error(
     _serve_env(Stage(), clean_env, "http://127.0.0.1:9", "http://127.0.0.1:9")
     assert main(["sync", "--state", str(state)]) == 2
     assert "is not a watermark file" in capsys.readouterr().err
+
+
+def _locked_elsewhere(state: Path) -> Callable[[], None]:
+    """Take ``state``'s lock on another thread: to this one, another run holds it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(FileState(state).acquire).result(timeout=10)
+
+
+def test_a_state_held_by_another_run_exits_2_with_one_clear_line(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    release = _locked_elsewhere(state)
+    # Refused before anything is fetched: no server needed (port 9 is discard).
+    _serve_env(Stage(), clean_env, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    try:
+        assert main(["sync", "--state", str(state)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.startswith(f"huke-k3: state file {state} is in use by another run (")
+        assert captured.err.count("\n") == 1
+        assert "--wait" in captured.err
+        assert main(["sync", "--state", str(state), "--wait", "0.2"]) == 2
+        assert "is still in use after waiting 0.2s" in capsys.readouterr().err
+    finally:
+        release()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], False),
+        (["--wait"], True),
+        (["--wait", "30"], 30.0),
+        (["--wait", "2.5"], 2.5),
+        (["--wait", "10m"], 600.0),
+        (["--wait", "0"], 0.0),
+    ],
+)
+def test_wait_option(argv: list[str], expected: bool | float) -> None:
+    args = build_parser().parse_args(["sync", "--state", "s.json", *argv])
+    assert args.wait == expected
+    assert type(args.wait) is type(expected)
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_wait_option_rejects_what_is_not_a_wait(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sync", "--state", "s.json", "--wait", value]) == 2
+    assert "--wait" in capsys.readouterr().err
+
+
+def test_wait_without_state_is_a_usage_error(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sync", "--wait", "5"]) == 2
+    assert "--wait needs --state" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -112,9 +112,10 @@ async def test_async_looks_each_new_number_up_once(stage: Stage) -> None:
 
 
 def _quoted(body: dict[str, Any]) -> list[str]:
-    """The numbers of an ``FNumber IN ('a','b')`` lookup."""
+    """The numbers of an ``(FNumber in ('a','b')) and (FUseOrgId.FNumber = '100')`` lookup."""
     text = body["data"]["FilterString"]
-    inside = text[text.index("(") + 1 : text.rindex(")")]
+    assert text.endswith(" and (FUseOrgId.FNumber = '100')"), text
+    inside = text[text.index("FNumber in (") + len("FNumber in (") : text.index("))")]
     return [part.strip().strip("'") for part in inside.split(",")]
 
 

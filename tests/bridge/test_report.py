@@ -49,6 +49,7 @@ def test_counts_ok_and_failures() -> None:
         "updated": 0,
         "existed": 1,
         "skipped": 1,
+        "uncertain": 0,
         "failed": 1,
         "merged": 1,
     }
@@ -110,7 +111,10 @@ def test_str_is_readable() -> None:
     assert (
         lines[0] == "Customer sync 2024-11-27 20:00:00+00:00 .. 2024-11-28 16:00:00+00:00: NOT OK"
     )
-    assert lines[1] == "  5 trades: 1 created, 0 updated, 1 existed, 1 skipped, 1 failed, 1 merged"
+    assert (
+        lines[1]
+        == "  5 trades: 1 created, 0 updated, 1 existed, 1 skipped, 0 uncertain, 1 failed, 1 merged"
+    )
     assert (
         "  failed   trade T3 buyerCid 'c3' #3: BatchSave refused the customer: 违反字段唯一性要求"
         in lines
@@ -126,7 +130,7 @@ def test_str_lists_at_most_twenty() -> None:
     many = tuple(TradeOutcome(i, "skipped", reason="no cid") for i in range(25))
     text = str(SyncReport(START, END, many))
     assert text.count("skipped  trade #") == 20
-    assert "… and 5 more failed or skipped" in text
+    assert "… and 5 more failed, uncertain or skipped" in text
 
 
 def test_html_is_escaped_table() -> None:

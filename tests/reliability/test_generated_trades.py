@@ -11,6 +11,7 @@ the trades describe.
 from __future__ import annotations
 
 import collections
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,17 +108,28 @@ def _load(stage: Stage, trades: list[dict[str, Any]]) -> None:
 
 
 def _as_text(value: Any) -> str | None:
-    """How the bridge reads an id or a name: text, or a number in decimal."""
+    """How the bridge reads an id or a name: text, or a finite number in decimal."""
     if isinstance(value, str):
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
         return str(value)
     return None
 
 
-def _number(trade: dict[str, Any]) -> str | None:
+#: What ``str()`` of a non-finite float looks like: never a customer number.
+_NON_FINITE = {"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}
+
+
+def _cid_text(trade: dict[str, Any]) -> str | None:
     text = _as_text(trade.get("buyerCid"))
     return text.strip() if text is not None and text.strip() else None
+
+
+def _number(trade: dict[str, Any]) -> str | None:
+    text = _cid_text(trade)
+    return None if text is None or text.casefold() in _NON_FINITE else text
 
 
 def _skip_reason(trade: dict[str, Any]) -> str:
@@ -128,6 +140,11 @@ def _skip_reason(trade: dict[str, Any]) -> str:
         return "buyerCid is null"
     if _as_text(value) is None:
         return f"buyerCid is {type(value).__name__} {_short(value)}, not text"
+    text = _cid_text(trade)
+    if text is not None:
+        return (
+            f"the customer number {_short(text)} is not a finite value: no customer is made of it"
+        )
     return "buyerCid is blank"
 
 

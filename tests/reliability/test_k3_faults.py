@@ -81,7 +81,9 @@ def test_5xx_on_a_save_is_checked_then_sent_again(stage: Stage, engine: Engine) 
     assert report.counts == expected_counts(stage.trades)
     numbers = len(stage.winners())
     assert stage.k3.call_count(SAVE) == chunks(numbers) + 1
-    assert stage.k3.call_count(QUERY) == 2  # the lookup, then the check of the unknown chunk
+    # The lookup, then the checks of the unknown chunk: repeated, with pauses, for the confirm
+    # window (it may still be committing), and only then sent again.
+    assert 3 <= stage.k3.call_count(QUERY) <= 1 + 20
     resent = _second_attempts(stage)
     assert len(resent) == BATCH_SIZE
     assert {
@@ -93,7 +95,7 @@ def test_5xx_on_a_save_is_checked_then_sent_again(stage: Stage, engine: Engine) 
     assert_converges(stage, engine, existed=numbers)
 
 
-def test_5xx_on_every_save_fails_every_customer_and_a_rerun_creates_them(
+def test_5xx_on_every_save_leaves_every_customer_uncertain_and_a_rerun_creates_them(
     stage: Stage, engine: Engine
 ) -> None:
     stage.generate()
@@ -101,10 +103,11 @@ def test_5xx_on_every_save_fails_every_customer_and_a_rerun_creates_them(
     report = stage.run(engine)
     assert_accounted(report, stage)
     numbers = len(stage.winners())
-    assert report.counts["failed"] == numbers
+    # A 503 may follow a commit: never "failed" (that would invite a blind re-send), uncertain.
+    assert report.counts["uncertain"] == numbers
     assert report.counts["created"] == 0
     assert not report.ok
-    for outcome in report.failures:
+    for outcome in report.uncertain:
         assert outcome.reason is not None
         assert outcome.reason.startswith("the save's outcome stayed unknown after a retry")
         assert "answered HTTP 503" in outcome.reason
@@ -214,11 +217,11 @@ def test_reply_lost_on_every_save_and_check_failing_then_rerun(
     stage.k3.inject(Fault.http_status(503), after=1, times=1000, path=QUERY)
     report = stage.run(engine)
     assert_accounted(report, stage)
-    assert report.counts["failed"] == numbers
-    for outcome in report.failures:
+    assert report.counts["uncertain"] == numbers
+    for outcome in report.uncertain:
         assert outcome.reason is not None
         assert outcome.reason.startswith("the save's outcome is unknown")
-        assert outcome.reason.endswith("a re-run checks before saving")
+        assert outcome.reason.endswith("the next run checks before saving")
     assert stage.k3.call_count(SAVE) == chunks(numbers)
     assert_store_complete(stage)  # all saved, each once, though nobody heard of it
     stage.k3.faults.clear()

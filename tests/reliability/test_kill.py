@@ -218,6 +218,7 @@ def test_killed_sync_resumes_without_loss_or_duplicates(
             "updated": 0,
             "existed": stored_before,
             "skipped": TRADES // 30,
+            "uncertain": 0,
             "failed": 0,
             "merged": TRADES - TRADES // 30 - numbers,
         }
