@@ -109,7 +109,10 @@ def _breakdown(client: HukeClient, http: httpx.Client, url: str, quick: bool) ->
 def run(quick: bool) -> list[Table]:
     pages = 30 if quick else 1000
     repeat = 3 if quick else 5
-    expected = pages * PAGE_SIZE
+    # One trade short of full pages: a listing that ends on a full page costs a real client one
+    # more, empty, request (a full page always asks for the next), which the baseline would not
+    # make; ending on a short page keeps both sides at the same requests.
+    expected = pages * PAGE_SIZE - 1
     _check_bytes()
     table = Table(
         f"1. Client overhead: {pages} searchTrades pages of {PAGE_SIZE} trades over loopback",

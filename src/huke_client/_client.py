@@ -47,10 +47,10 @@ from ._errors import (
 from ._models import SearchTradesRequest, TimeRange, Trade, TradePage, converter
 from ._pagination import (
     DEFAULT_MAX_RESTARTS,
+    LIST_KEYS,
     PagePlan,
     extract_page,
     has_next,
-    trade_identity,
     windows,
 )
 
@@ -104,6 +104,18 @@ def _window_ms(window: timedelta | None) -> int | None:
     if not isinstance(window, timedelta):
         raise TypeError(f"window must be a timedelta, not {type(window).__name__}")
     return window // _ONE_MS
+
+
+def _items_of(data: Any, items_key: str | None) -> list[Any]:
+    """The list of wire trades in a page's ``data`` (as found by ``extract_page``)."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, Mapping):
+        for key in (items_key,) if items_key is not None else LIST_KEYS:
+            value = data.get(key)
+            if isinstance(value, list):
+                return value
+    return []
 
 
 def _envelope_code(value: Any) -> int | str | None:
@@ -418,7 +430,7 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
             count=len(page.trades),
             page_size=spec.page_size,
             total=page.total,
-            ids=[trade_identity(trade.raw) for trade in page.trades],
+            items=_items_of(page.raw, spec.items_key),
         )
         if restart is None:
             return True

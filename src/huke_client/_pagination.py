@@ -35,7 +35,8 @@ page holds more than page 1 did.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+import collections
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -57,7 +58,6 @@ __all__ = [
     "describe_window",
     "extract_page",
     "has_next",
-    "trade_identity",
     "windows",
 ]
 
@@ -71,24 +71,10 @@ TOTAL_KEYS = ("total", "totalCount", "count")
 TRADE_ID_KEYS: tuple[str, ...] = ("tradeId", "tid", "tradeNo", "orderId", "id")
 
 
-def trade_identity(raw: Mapping[str, Any]) -> Hashable | None:
-    """What tells a trade served again from another: its own id (the first of ``TRADE_ID_KEYS``
-    holding text or an integer) with its buyer and creation time, since some shops' ids are
-    unique per shop only. ``None`` for a trade without an id."""
-    for key in TRADE_ID_KEYS:
-        value = raw.get(key)
-        if isinstance(value, str) and value.strip():
-            ident = value.strip()
-        elif isinstance(value, int) and not isinstance(value, bool):
-            ident = str(value)
-        else:
-            continue
-        return (ident, _scalar(raw.get("buyerCid")), _scalar(raw.get("createTime")))
-    return None
-
-
-def _scalar(value: Any) -> Hashable:
-    return value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+#: How many of the latest pages of a reading are remembered to spot a page served again: a
+#: stale or ignored page number repeats a recent page (or page 1, which is within reach while
+#: it matters). Bounded, so that memory stays flat however long the window.
+REPEAT_MEMORY_PAGES = 8
 
 
 #: Default cap on how many times one window is read again because its listing was inconsistent.
@@ -333,7 +319,8 @@ class PagePlan:
         self._page = 1
         # Trade identities delivered by this reading, repeats seen, and how far the total grew:
         # every repeat must be explained by an insertion (which shifts a trade into a later page).
-        self._ids: set[Hashable] = set()
+        self._recent: dict[Any, dict[str, Any]] = {}
+        self._recent_pages: collections.deque[dict[Any, dict[str, Any]]] = collections.deque()
         self._repeats = 0
         self._grown = 0
         # Items delivered by this reading of the window, the page being recorded included.
@@ -363,10 +350,10 @@ class PagePlan:
         count: int,
         page_size: int,
         total: int | None,
-        ids: Sequence[Hashable | None] | None = None,
+        items: Sequence[Any] | None = None,
     ) -> Restart | None:
         """Account for the page just fetched (``count`` items; ``total`` if the server said;
-        ``ids``, the items' identities where known, ``None`` for one without).
+        ``items``, the page's wire objects, to spot a page served again).
 
         Returns a ``Restart`` when the page shows the window's listing inconsistent (the next
         call is then page 1 of the same window), else ``None``. Raises ``HukeConsistencyError``
@@ -381,19 +368,13 @@ class PagePlan:
             if self._pass_total is not None:
                 self._grown += total - self._pass_total
             self._pass_total = total
-        if ids:
-            # Against earlier pages only: a listing may hold one trade twice on a page (that the
-            # bridge merges); what matters is a page serving what an earlier one served.
-            page_ids = {ident for ident in ids if ident is not None}
-            repeats = len(page_ids & self._ids)
-            self._ids |= page_ids
+        repeats, distinct = self._repeated(items) if items else (0, 0)
+        if repeats:
             self._repeats += repeats
             # A page served again in place of the next one would reach the total with trades
             # never seen. With a total, each repeat must be matched by growth; without one, only
             # a page of nothing but repeats is surely wrong (an insertion repeats some).
-            if repeats and (
-                self._repeats > self._grown if total is not None else repeats == len(page_ids)
-            ):
+            if self._repeats > self._grown if total is not None else repeats == distinct:
                 return self._restart("repeated", before=self._grown, after=self._repeats)
         self._seen += count
         # A page without a total is judged by the latest total of its window, if any: a reply
@@ -420,6 +401,39 @@ class PagePlan:
             self._page += 1
             return None
         return self._restart("short", before=known, after=self._seen)
+
+    def _repeated(self, items: Sequence[Any]) -> tuple[int, int]:
+        """How many of ``items`` (wire trades) a recent page of this reading already served, and
+        how many distinct ids the page holds. A trade is the same when its id (the first of
+        ``TRADE_ID_KEYS`` the page uses), buyer and creation time are; ids alone are unique per
+        shop only. A page holding one trade twice is no repeat: only earlier pages count."""
+        first = items[0]
+        if type(first) is not dict:
+            return 0, 0
+        key = next((k for k in TRADE_ID_KEYS if k in first), None)
+        if key is None:
+            return 0, 0
+        # Every page of every window passes here: the loops over a page's trades run in C (a
+        # dict comprehension, set operations); Python looks only at ids already seen.
+        try:
+            page = {item.get(key): item for item in items}
+        except (AttributeError, TypeError):  # not objects, or unhashable ids: cannot be told
+            return 0, 0
+        page.pop(None, None)
+        recent = self._recent
+        repeats = 0
+        for ident in page.keys() & recent.keys():
+            before, item = recent[ident], page[ident]
+            if before.get("buyerCid") == item.get("buyerCid") and before.get(
+                "createTime"
+            ) == item.get("createTime"):
+                repeats += 1
+        recent.update(page)
+        self._recent_pages.append(page)
+        if len(self._recent_pages) > REPEAT_MEMORY_PAGES:
+            for ident in self._recent_pages.popleft().keys() - page.keys():
+                recent.pop(ident, None)
+        return repeats, len(page)
 
     def _restart(self, kind: str, *, before: int, after: int) -> Restart:
         assert self._current is not None  # record() follows a next_call() that returned a call

@@ -316,28 +316,42 @@ def _successes_by_position(
     with that number. An entry that fits no row is dropped, so its row has no outcome in the
     reply and is reported uncertain: a wrong id is never attached to a row.
     """
+    # A reply holds one entry per saved row: this runs for every row of every BatchSave, so
+    # the common case (each entry at its DIndex, numbers unique in the chunk) stays cheap.
+    numbers = [row.number for row in rows]
+    folded = [None if n is None else n.casefold() for n in numbers]
+    seen: set[str] = set()
+    dupes: set[str] = set()
+    for key in folded:
+        if key is not None:
+            if key in seen:
+                dupes.add(key)
+            seen.add(key)
+    size = len(rows)
     found: dict[int, _Success] = {}
     unplaced = []
-    positions: dict[str, list[int]] = {}
-    for position, row in enumerate(rows):
-        if row.number is not None:
-            positions.setdefault(row.number.casefold(), []).append(position)
     for entity in entries:
         d_index = entity[2]
-        if (
-            d_index is not None
-            and 0 <= d_index < len(rows)
-            and d_index not in found
-            and _same_number(entity[1], rows[d_index].number)
-            # Two rows of one number that may both have succeeded (one customer in two
-            # organisations): the number cannot confirm which of them this entry is; they stay
-            # uncertain and a lookup settles them.
-            and not _ambiguous(d_index, rows, refused=refused, positions=positions)
-        ):
-            found[d_index] = entity
-        else:
-            unplaced.append(entity)
+        if d_index is not None and 0 <= d_index < size and d_index not in found:
+            number, got = numbers[d_index], entity[1]
+            if number is None or (
+                got is not None and (got == number or got.casefold() == folded[d_index])
+            ):
+                # Two rows of one number that may both have succeeded (one customer in two
+                # organisations): the number cannot confirm which of them this entry is; they
+                # stay uncertain and a lookup settles them.
+                if not dupes or folded[d_index] not in dupes:
+                    found[d_index] = entity
+                    continue
+                if not _ambiguous(d_index, rows, refused=refused):
+                    found[d_index] = entity
+                    continue
+        unplaced.append(entity)
     if unplaced:
+        positions: dict[str, list[int]] = {}
+        for position, key in enumerate(folded):
+            if key is not None:
+                positions.setdefault(key, []).append(position)
         for entity in unplaced:
             candidates = positions.get((entity[1] or "").casefold(), [])
             if len(candidates) == 1 and candidates[0] not in found:
@@ -345,23 +359,16 @@ def _successes_by_position(
     return found
 
 
-def _ambiguous(
-    position: int,
-    rows: Sequence[Row],
-    *,
-    refused: AbstractSet[int],
-    positions: Mapping[str, list[int]] | None = None,
-) -> bool:
+def _ambiguous(position: int, rows: Sequence[Row], *, refused: AbstractSet[int]) -> bool:
     """Whether another row of the chunk has this row's number and may have succeeded too."""
     number = rows[position].number
     if number is None:
         return False
     folded = number.casefold()
-    if positions is not None:
-        rivals: Iterable[int] = positions.get(folded, ())
-    else:
-        rivals = (p for p, row in enumerate(rows) if (row.number or "").casefold() == folded)
-    return any(p != position and p not in refused for p in rivals)
+    return any(
+        p != position and p not in refused and (row.number or "").casefold() == folded
+        for p, row in enumerate(rows)
+    )
 
 
 def _may_have_been_saved(exc: K3CloudError) -> bool:

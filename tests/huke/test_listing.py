@@ -691,7 +691,8 @@ def test_a_route_may_answer_without_data(clock: Clock) -> None:
 
 def _page(plan: PagePlan, ids: list[str], total: int | None, page_size: int = 3) -> Any:
     assert plan.next_call() is not None
-    return plan.record(count=len(ids), page_size=page_size, total=total, ids=ids)
+    items = [{"tid": ident, "buyerCid": f"b{ident}", "createTime": 1} for ident in ids]
+    return plan.record(count=len(ids), page_size=page_size, total=total, items=items)
 
 
 @pytest.mark.parametrize("total", [7, None])
@@ -735,10 +736,23 @@ def test_one_trade_twice_on_a_page_is_no_repeat() -> None:
     assert plan.next_call() is None
 
 
-def test_the_trade_identity_is_its_id_buyer_and_time() -> None:
-    from huke_client._pagination import trade_identity
+def test_one_id_for_another_buyer_or_time_is_another_trade() -> None:
+    """Some shops' ids are unique per shop only: the buyer and the time tell the trades apart."""
+    plan = PagePlan([(0, 9)], max_pages=100)
+    assert _page(plan, ["a", "b", "c"], 6) is None
+    assert plan.next_call() is not None
+    other = [
+        {"tid": "a", "buyerCid": "someone else", "createTime": 1},
+        {"tid": "b", "buyerCid": "bb", "createTime": 2},
+        {"tid": "d", "buyerCid": "bd", "createTime": 1},
+    ]
+    assert plan.record(count=3, page_size=3, total=6, items=other) is None
 
-    assert trade_identity({"tid": " T1 ", "buyerCid": "b", "createTime": 5}) == ("T1", "b", 5)
-    assert trade_identity({"id": 7}) == ("7", None, None)
-    assert trade_identity({"buyerCid": "b"}) is None
-    assert trade_identity({"tid": "T1", "buyerCid": ["x"]}) == ("T1", "['x']", None)
+
+def test_pages_beyond_the_memory_are_forgotten_so_memory_stays_flat() -> None:
+    from huke_client._pagination import REPEAT_MEMORY_PAGES
+
+    plan = PagePlan([(0, 9)], max_pages=10_000)
+    for n in range(REPEAT_MEMORY_PAGES * 3):
+        assert _page(plan, [f"{n}-{i}" for i in range(3)], None) is None
+    assert len(plan._recent) == REPEAT_MEMORY_PAGES * 3
