@@ -129,6 +129,11 @@ class Template:
         object.__setattr__(self, "_single", single)
 
     @property
+    def single_field(self) -> str | None:
+        """The field name when the template is exactly one placeholder, else None."""
+        return self._single
+
+    @property
     def fields(self) -> tuple[str, ...]:
         """The wire fields the template reads, in order."""
         return self.parts[1::2]

@@ -239,10 +239,12 @@ class CustomerTransform:
             raise SkipTrade(f"FNumber is {type(value).__name__} {short(value, 40)}, not text")
         if text is None or not text.strip():
             raise SkipTrade(_missing_number_reason(spec, trade, None))
-        if isinstance(spec, str) and is_template(spec):
+        template = compile_template(spec) if isinstance(spec, str) else None
+        if template is not None and len(template.parts) > 1 and template.single_field is None:
             # "HK-{{buyerCid}}" of a trade without a buyerCid is "HK-": one junk customer for
-            # every such trade. Every placeholder of the number must hold something.
-            empty = compile_template(spec).empty_fields(trade)
+            # every such trade. Every placeholder of the number must hold something. (A number
+            # that is one placeholder alone was checked above: it is not blank.)
+            empty = template.empty_fields(trade)
             if empty:
                 raise SkipTrade(
                     f"FNumber template {short(spec, 40)} would give {short(text.strip(), 40)}: "
