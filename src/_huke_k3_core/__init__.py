@@ -3,7 +3,7 @@
 Not a public API: the two clients re-export what users need. Knows nothing of either service.
 """
 
-from ._env import read_env
+from ._env import check_url, read_env
 from ._errors import (
     ConnectionFailedError,
     HTTPStatusError,
@@ -54,6 +54,7 @@ __all__ = [
     "TimeoutTypes",
     "WireFieldError",
     "WireModel",
+    "check_url",
     "dumps",
     "make_converter",
     "mask",

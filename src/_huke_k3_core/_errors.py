@@ -17,6 +17,11 @@ def snippet(text: str | bytes, limit: int = SNIPPET_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def safe_url(url: httpx.URL) -> str:
+    """A URL as error messages show it: no query, no user name or password."""
+    return str(url.copy_with(userinfo=b"", query=None))
+
+
 class SDKError(Exception):
     """Base of every error raised by the clients in this distribution."""
 
@@ -46,7 +51,7 @@ class HTTPStatusError(SDKError):
         return cls(
             f"{request.method} {request.url.path} answered HTTP {response.status_code}: {body!r}",
             status_code=response.status_code,
-            url=str(request.url.copy_with(query=None)),
+            url=safe_url(request.url),
             body=body,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )

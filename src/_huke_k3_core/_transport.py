@@ -20,11 +20,13 @@ import attrs
 import httpx
 from typing_extensions import Self
 
+from ._env import check_max_retries, check_retry, check_timeout, check_url
 from ._errors import (
     ConnectionFailedError,
     HTTPStatusError,
     RequestTimeoutError,
     ResponseFormatError,
+    safe_url,
     snippet,
 )
 from ._redact import Redactor
@@ -66,6 +68,8 @@ class ErrorTypes:
     connection: type[ConnectionFailedError]
     timeout: type[RequestTimeoutError]
     response_format: type[ResponseFormatError]
+    #: Raised for a setting that cannot work (a bad base URL, ``timeout="30"``), at construction.
+    config: type[Exception] = ValueError
 
 
 def dumps(obj: Any) -> bytes:
@@ -92,14 +96,17 @@ class BaseAPIClient(Generic[HttpxClientT]):
         retry: RetryPolicy | None,
         http_client: HttpxClientT | None,
         redactor: Redactor,
+        url_setting: str = "base_url",
     ) -> None:
-        base = httpx.URL(str(base_url))
-        if base.scheme not in ("http", "https") or not base.host:
-            raise ValueError(f"base URL must be an absolute http(s) URL, got {str(base_url)!r}")
+        # Every setting is checked here, so that a mistake surfaces where it was made, not at the
+        # first request (where httpx would report timeout="30" as a TypeError deep in a send).
+        error = self._errors.config
+        base = check_url(base_url, setting=url_setting, error=error)
         self._base_url = base.copy_with(path=base.path.rstrip("/") + "/")
         self._urls: dict[str, httpx.URL] = {}
-        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-        policy = retry or RetryPolicy()
+        self.timeout = check_timeout(timeout, error=error)
+        max_retries = check_max_retries(max_retries, error=error)
+        policy = check_retry(retry, error=error) or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
         self.retry = policy
@@ -127,12 +134,14 @@ class BaseAPIClient(Generic[HttpxClientT]):
         retry: RetryPolicy | None = None,
     ) -> Self:
         """A copy with other settings that shares this client's connection pool and session."""
+        error = self._errors.config
+        max_retries = check_max_retries(max_retries, error=error)
+        retry = check_retry(retry, error=error)
+        new_timeout = None if isinstance(timeout, NotGiven) else check_timeout(timeout, error=error)
         clone = copy.copy(self)
         clone._owns_http = False
-        if not isinstance(timeout, NotGiven):
-            clone.timeout = (
-                timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
-            )
+        if new_timeout is not None:
+            clone.timeout = new_timeout
         if retry is not None:
             clone.retry = retry
         if max_retries is not None:
@@ -217,7 +226,8 @@ class BaseAPIClient(Generic[HttpxClientT]):
         self._logger.info(
             "retrying in %.2fs after %s (retry %d of %d)",
             delay,
-            type(error).__name__ + ": " + str(error),
+            # Our errors are redacted when made; one raised by a hook or an auth may not be.
+            self._redact(type(error).__name__ + ": " + str(error)),
             retries + 1,
             self.retry.max_retries,
         )
@@ -226,7 +236,7 @@ class BaseAPIClient(Generic[HttpxClientT]):
     def _transport_error(
         self, exc: httpx.TransportError, *, reached_server: bool | None = None
     ) -> ConnectionFailedError:
-        url = str(exc.request.url.copy_with(query=None)) if _has_request(exc) else "?"
+        url = safe_url(exc.request.url) if _has_request(exc) else "?"
         reached = not _never_reached_server(exc) if reached_server is None else reached_server
         cls = (
             self._errors.timeout

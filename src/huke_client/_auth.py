@@ -15,7 +15,7 @@ import httpx
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from _huke_k3_core import mask
+from _huke_k3_core import Redactor, mask
 
 __all__ = ["HukeAuth", "body_sign", "checksum", "derive_key"]
 
@@ -55,7 +55,8 @@ class HukeAuth(httpx.Auth):
 
     Each time httpx sends a request (every retry included) it is signed again, with the current
     ``clock()``, so a retry never replays a stale ``ur-curtime``. The secret itself is not kept:
-    only the AES key derived from it, once.
+    only the AES key derived from it, once. ``redactor`` masks the secret and the recent
+    ``ur-sign`` and ``ur-checksum`` values in text (the client that uses this auth shares it).
     """
 
     requires_request_body = True
@@ -74,6 +75,7 @@ class HukeAuth(httpx.Auth):
         self.eid = eid
         self.clock = clock
         self._key = derive_key(app_secret)
+        self.redactor = Redactor([app_secret])
 
     def sign_headers(self, body: bytes) -> dict[str, str]:
         """The signing headers for a request whose body is ``body``, at ``clock()`` now."""
@@ -85,6 +87,9 @@ class HukeAuth(httpx.Auth):
             "ur-curtime": curtime,
             "ur-checksum": _checksum_with_key(self._key, self.app_key, sign, curtime),
         }
+        # The checksum authenticates this body until the server's skew allows no more: a leaked
+        # one, with its ur-sign, lets anybody replay the request.
+        self.redactor.add_signature(sign, headers["ur-checksum"])
         if self.eid is not None:
             headers["eid"] = self.eid
         return headers

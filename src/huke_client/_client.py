@@ -7,6 +7,7 @@ parsing and the pagination plan. The two public classes differ only in the lines
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
@@ -22,12 +23,12 @@ from _huke_k3_core import (
     BaseAPIClient,
     ErrorTypes,
     HttpxClientT,
-    Redactor,
     RetryableResponse,
     RetryPolicy,
     SyncAPIClient,
     TimeoutTypes,
     WireFieldError,
+    check_url,
     dumps,
     mask,
     read_env,
@@ -130,6 +131,36 @@ def _envelope_code(value: Any) -> int | str | None:
     return None
 
 
+def _check_settings(
+    app_key: object,
+    app_secret: object,
+    eid: object,
+    retry_codes: object,
+    clock: object,
+    null_first_page_is_empty: object,
+) -> None:
+    """``HukeConfigError`` for a constructor argument that cannot work (the secret never shown)."""
+    for name, value in (("app_key", app_key), ("app_secret", app_secret)):
+        if not isinstance(value, str):
+            article = "an" if type(value).__name__[:1] in "aeiou" else "a"
+            raise HukeConfigError(f"{name} must be text, got {article} {type(value).__name__}")
+        if not value.strip():
+            raise HukeConfigError("app_key and app_secret must both be non-empty")
+    if eid is not None and (not isinstance(eid, str) or not eid.strip()):
+        raise HukeConfigError(f"eid must be text (or None), got {eid!r}")
+    if isinstance(retry_codes, str | bytes) or not isinstance(retry_codes, Iterable):
+        raise HukeConfigError(
+            f"retry_codes must be a collection of envelope codes such as [429, 'BUSY'], got "
+            f"{retry_codes!r}"
+        )
+    if not callable(clock):
+        raise HukeConfigError(f"clock must be a function returning Unix seconds, got {clock!r}")
+    if not isinstance(null_first_page_is_empty, bool):
+        raise HukeConfigError(
+            f"null_first_page_is_empty must be True or False, got {null_first_page_is_empty!r}"
+        )
+
+
 @attrs.frozen
 class _SearchSpec:
     """What stays the same across the pages of one search."""
@@ -156,6 +187,7 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         connection=HukeConnectionError,
         timeout=HukeTimeoutError,
         response_format=HukeResponseError,
+        config=HukeConfigError,
     )
     _logger: ClassVar[logging.Logger] = logger
 
@@ -174,8 +206,7 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         clock: Callable[[], float] = time.time,
         null_first_page_is_empty: bool = False,
     ) -> None:
-        if not app_key or not app_secret:
-            raise HukeConfigError("app_key and app_secret must both be non-empty")
+        _check_settings(app_key, app_secret, eid, retry_codes, clock, null_first_page_is_empty)
         #: Signs every request (each attempt afresh).
         self.auth = HukeAuth(app_key, app_secret, eid=eid, clock=clock)
         codes = {c: _envelope_code(c) for c in retry_codes}
@@ -199,7 +230,8 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
             max_retries=max_retries,
             retry=retry,
             http_client=http_client,
-            redactor=Redactor([app_secret]),
+            # The auth registers the secret and every request's ur-sign and ur-checksum.
+            redactor=self.auth.redactor,
         )
 
     @classmethod
@@ -207,7 +239,8 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         """A client configured from ``HUKE_APP_KEY``, ``HUKE_APP_SECRET`` and the optional
         ``HUKE_BASE_URL`` and ``HUKE_EID``; keyword ``overrides`` win over the environment.
 
-        Raises ``HukeConfigError`` naming every required variable that is missing.
+        Raises ``HukeConfigError`` naming every required variable that is missing, or
+        ``HUKE_BASE_URL`` when it is set but empty or not an absolute http(s) URL.
         """
         names = {
             "app_key": "HUKE_APP_KEY",
@@ -222,6 +255,16 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
             error=HukeConfigError,
             environ=environ,
         )
+        if "base_url" not in overrides:
+            raw = (os.environ if environ is None else environ).get("HUKE_BASE_URL")
+            # Set but blank is a mistake (a misspelt ${VAR}), not a wish for the default URL.
+            if raw is not None and not raw.strip():
+                raise HukeConfigError(
+                    "HUKE_BASE_URL is set but empty: unset it to use the default "
+                    f"{DEFAULT_BASE_URL}, or set it to Huke's URL"
+                )
+            if raw is not None:
+                check_url(values["HUKE_BASE_URL"], setting="HUKE_BASE_URL", error=HukeConfigError)
         settings: dict[str, Any] = {a: values[v] for a, v in names.items() if v in values}
         settings.update(overrides)
         return cls(**settings)

@@ -29,6 +29,7 @@ from ._template import (
 )
 from ._trade import TradeLike
 from ._transform import (
+    SAVE_OPTIONS,
     CustomerStep,
     CustomerTransform,
     SkipTrade,
@@ -41,6 +42,7 @@ __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_SPAN",
     "DEFAULT_WINDOW",
+    "SAVE_OPTIONS",
     "SCHEME",
     "SCHEME_COLLECTION",
     "STATUSES",

@@ -15,11 +15,23 @@ from typing import Any, Literal, TypeAlias
 
 import attrs
 
-from k3cloud_client import BatchSaveResult, Customer, K3CloudAPIError, filters
+from k3cloud_client import (
+    BatchSaveResult,
+    Customer,
+    K3CloudAPIError,
+    K3CloudAuthenticationError,
+    K3CloudConnectionError,
+    K3CloudHTTPError,
+    LoginError,
+    PermissionDeniedError,
+    RateLimitedError,
+    SessionLostError,
+    filters,
+)
 
 from ._report import OutcomeStatus, TradeOutcome
 from ._trade import TradeLike, as_text, clip, junk_key, short, trade_id, wire_fields
-from ._transform import SkipTrade, Transform
+from ._transform import SkipTrade, Transform, save_arguments
 from ._windows import ms_to_datetime
 
 #: Customer numbers per ExecuteBillQuery, and a cap on the quoted text of one filter.
@@ -108,6 +120,8 @@ class _Item:
     number: str | None = None
     #: The customer's use organisation (number): where it is looked up and saved.
     org: str = ""
+    #: The customer as K/3 Cloud keys it (see ``Run.key``), once it has one.
+    key: Key = ("", "")
     name: str | None = None
     order_key: Any = None
     status: OutcomeStatus | None = None
@@ -125,11 +139,6 @@ class _Item:
     def identity(self) -> str:
         ident = f"trade {clip(self.trade_id, 40)}" if self.trade_id else "trade"
         return f"{ident} #{self.position}"
-
-    @property
-    def key(self) -> Key:
-        assert self.number is not None
-        return (self.org, self.number)
 
     def decide(self, status: OutcomeStatus, reason: str | None = None) -> None:
         self.status = status
@@ -156,18 +165,6 @@ class _Window:
     start_ms: int
     end_ms: int
     complete: bool = False
-
-
-def _lookup_ops(keys: Iterable[Key]) -> list[LookupOp]:
-    """Lookups for ``keys``: per organisation, in chunks of safely quoted numbers."""
-    by_org: dict[str, list[str]] = {}
-    for org, number in keys:
-        by_org.setdefault(org, []).append(number)
-    return [
-        LookupOp(chunk, org)
-        for org, numbers in by_org.items()
-        for chunk in _chunks(numbers, LOOKUP_CHUNK, LOOKUP_CHARS)
-    ]
 
 
 def _chunks(numbers: Sequence[str], size: int, chars: int) -> Iterator[tuple[str, ...]]:
@@ -255,8 +252,9 @@ class Run:
         batch_size: int,
         order_by: Callable[[Any], Any] | None,
         windows: list[tuple[int, int]],
-        save_flags: Mapping[str, bool],
+        save_flags: Mapping[str, Any],
         confirm_for: float = DEFAULT_CONFIRM_FOR,
+        case_sensitive_numbers: bool = False,
     ) -> None:
         self.transform = transform
         self.on_existing = on_existing
@@ -266,14 +264,17 @@ class Run:
         self.order_by = order_by
         self.save_flags = dict(save_flags)
         self.confirm_for = confirm_for
+        #: Whether "ABC" and "abc" are two customers. K/3 Cloud's database usually compares
+        #: without regard to case (SQL Server's default collation): then they are one.
+        self.case_sensitive_numbers = case_sensitive_numbers
         self.windows = [_Window(a, b) for a, b in windows]
         self.items: list[_Item] = []
         #: customer -> positions of the trades that map to it, in stream order.
         self.groups: dict[Key, list[int]] = {}
         self.first_seen: dict[str, int] = {}
         #: numbers seen but not yet handed to a lookup, and every number ever queued
-        self.unchecked: list[Key] = []
-        self.queued: set[Key] = set()
+        self.unchecked: list[tuple[str, str]] = []
+        self.queued: set[tuple[str, str]] = set()
         #: lookups to retry in smaller pieces after the server refused a whole query
         self.split_queue: list[LookupOp] = []
         self._splits = 0
@@ -341,10 +342,12 @@ class Run:
         for prepared in page:
             customer = prepared.customer
             if customer is not None:
-                key = (customer.use_org, customer.number)
-                if key not in self.queued:
-                    self.queued.add(key)
-                    self.unchecked.append(key)
+                # Every spelling is looked up: on a database that does compare case, "ABC" may
+                # exist where "abc" does not; on one that does not, either finds it.
+                spelled = (customer.use_org, customer.number)
+                if spelled not in self.queued:
+                    self.queued.add(spelled)
+                    self.unchecked.append(spelled)
 
     def record(self, prepared: Prepared, window: int) -> None:
         """Enter a prepared trade in the books, at the next position of the stream."""
@@ -376,6 +379,7 @@ class Run:
         item.customer = customer
         item.number = customer.number
         item.org = customer.use_org
+        item.key = self.key(customer.use_org, customer.number)
         item.name = customer.name
         item.order_key = prepared.order_key
         if prepared.order_error is not None:
@@ -390,9 +394,26 @@ class Run:
         """Whether a trade whose id was seen before is that trade again: same buyer, same
         customer (or both without one)."""
         customer = prepared.customer
-        key = None if customer is None else (customer.use_org, customer.number)
+        key = None if customer is None else self.key(customer.use_org, customer.number)
         first_key = None if first.number is None else first.key
         return first.buyer_cid == prepared.buyer_cid and first_key == key
+
+    def key(self, org: str, number: str) -> Key:
+        """How a customer is keyed in this run: its use organisation and its number, without
+        regard to case unless ``case_sensitive_numbers``."""
+        return (org, number if self.case_sensitive_numbers else number.casefold())
+
+    def _lookup_ops(self, spelled: Iterable[tuple[str, str]]) -> list[LookupOp]:
+        """Lookups for ``(organisation, number)`` pairs: per organisation, in chunks of safely
+        quoted numbers."""
+        by_org: dict[str, list[str]] = {}
+        for org, number in spelled:
+            by_org.setdefault(org, []).append(number)
+        return [
+            LookupOp(chunk, org)
+            for org, numbers in by_org.items()
+            for chunk in _chunks(numbers, LOOKUP_CHUNK, LOOKUP_CHARS)
+        ]
 
     def _order_failure(self, message: str) -> None:
         if not self.order_failed:
@@ -409,7 +430,7 @@ class Run:
 
     def take_lookups(self, *, full_only: bool) -> list[LookupOp]:
         """Lookups for the numbers seen so far (only full chunks when ``full_only``)."""
-        ops = _lookup_ops(self.unchecked)
+        ops = self._lookup_ops(self.unchecked)
         self.unchecked = []
         if full_only:
             # Per organisation, the last, partial chunk waits for more numbers.
@@ -433,37 +454,48 @@ class Run:
                 for part in (op.numbers[:half], op.numbers[half:]):
                     self.split_queue.append(LookupOp(part, op.org, op.depth + 1, self._splits))
                 return
+            reason = error_text(result)
             if _whole_call(result) or not split:
                 self._whole_call_failure("ExecuteBillQuery", result, len(op.numbers))
+                # Said once, in full, as a run-level error; each trade's line stays short.
+                reason = (
+                    f"the lookup failed as a whole ({type(result).__name__}; see the run's errors)"
+                )
             for number in op.numbers:
-                self.lookup_failed[(op.org, number)] = error_text(result)
+                self.lookup_failed[self.key(op.org, number)] = reason
             return
         found: Found = result
         folded: dict[str, list[Id]] = {}
         for number, ids in found.items():
             folded.setdefault(number.casefold(), []).extend(ids)
         for number in op.numbers:
-            key = (op.org, number)
-            # K/3 Cloud's database compares numbers without regard to case.
-            ids = found.get(number) or folded.get(number.casefold(), [])
-            self.found.pop(key, None)
-            self.lookup_failed.pop(key, None)
-            if len(set(ids)) > 1:
+            key = self.key(op.org, number)
+            ids = found.get(number, [])
+            if not ids and not self.case_sensitive_numbers:
+                # K/3 Cloud's database compares numbers without regard to case (by default).
+                ids = folded.get(number.casefold(), [])
+            # Several spellings of one customer may be looked up: a result adds to what the
+            # others found (``_confirm`` clears a key before looking it up again).
+            known = self.found.get(key)
+            distinct = list(dict.fromkeys([*([] if known is None else [known]), *ids]))
+            if len(distinct) > 1:
                 self.lookup_failed[key] = (
-                    f"K/3 Cloud holds {len(set(ids))} customers numbered {clip(number, 60)} in "
-                    f"organisation {clip(op.org, 20)} (FCUSTID {', '.join(map(str, ids[:5]))}): "
-                    "which one is this buyer's cannot be told"
+                    f"K/3 Cloud holds {len(distinct)} customers numbered {clip(number, 60)} "
+                    f"(or spelled so, in another case) in organisation {clip(op.org, 20)} "
+                    f"(FCUSTID {', '.join(map(str, distinct[:5]))}): which one is this buyer's "
+                    "cannot be told"
                 )
-            elif ids:
-                self.found[key] = ids[0]
+            elif distinct:
+                self.found[key] = distinct[0]
 
     # -- deciding --------------------------------------------------------------------------
 
     def dedupe(self) -> list[int]:
         """Pick each customer's winning trade; the others are merged into it. Returns winners."""
         winners = []
-        for (_, number), positions in self.groups.items():
+        for positions in self.groups.values():
             winner = self._winner(positions)
+            number = str(self.items[winner].number)
             winners.append(winner)
             if len(positions) == 1:
                 continue
@@ -541,8 +573,7 @@ class Run:
         """Arguments of ``batch_save`` for ``op``."""
         kwargs: dict[str, Any] = {
             "chunk_size": max(len(op.customers), 1),
-            "is_auto_submit_and_audit": self.save_flags["IsAutoSubmitAndAudit"],
-            "is_verify_base_data_field": self.save_flags["IsVerifyBaseDataField"],
+            **save_arguments(self.save_flags),
         }
         if op.kind == "update":
             keys: dict[str, None] = {}
@@ -575,7 +606,7 @@ class Run:
             if key in self.lookup_failed:
                 item.decide(
                     "failed",
-                    f"could not check whether customer {clip(key[1], 60)} exists in K/3 Cloud, "
+                    f"could not check whether customer {clip(item.number, 60)} exists in K/3 Cloud, "
                     f"so it was not saved: {self.lookup_failed[key]}",
                 )
             elif key in self.found:
@@ -656,7 +687,8 @@ class Run:
             for key in keys:
                 self.found.pop(key, None)
                 self.lookup_failed.pop(key, None)
-            yield from self._lookups(_lookup_ops(keys))
+            spelled = dict.fromkeys((self.items[p].org, str(self.items[p].number)) for p in open_)
+            yield from self._lookups(self._lookup_ops(spelled))
             rounds += 1
             still: list[int] = []
             for position in open_:
@@ -821,6 +853,9 @@ class Run:
         """Count a call that failed as a whole (after the client's retries): said once per run,
         as a run-level error, however many calls and rows it struck."""
         text = exc if isinstance(exc, str) else error_text(exc)
+        hint = "" if isinstance(exc, str) else whole_call_hint(exc)
+        if hint and "check" not in text:
+            text = f"{text}. What to check: {hint}"
         key = (operation, text)
         self.whole_call_failures[key] = self.whole_call_failures.get(key, 0) + rows
 
@@ -877,6 +912,29 @@ class Run:
                 break
             end = window.end_ms
         return end
+
+
+def whole_call_hint(exc: BaseException) -> str:
+    """What to check when every call fails with ``exc``."""
+    if isinstance(exc, K3CloudAuthenticationError | LoginError):
+        return (
+            "acct_id, user_name, app_id, app_secret (or the password), and the machine's clock "
+            "(signatures carry a timestamp)"
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return "the K/3 Cloud user's permissions on the form (view, save, submit, audit)"
+    if isinstance(exc, SessionLostError):
+        return (
+            "whether another client logs in as the same user (each login ends the last "
+            "session), or use signed headers (app_id + app_secret)"
+        )
+    if isinstance(exc, RateLimitedError):
+        return "the account's call-rate limit: lower concurrency, or run later"
+    if isinstance(exc, K3CloudConnectionError):
+        return "server_url and the network (K/3 Cloud could not be reached, or did not answer)"
+    if isinstance(exc, K3CloudHTTPError):
+        return "server_url (it ends in /k3cloud/) and the server's health"
+    return ""
 
 
 def _whole_call(exc: BaseException) -> bool:

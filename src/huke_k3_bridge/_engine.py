@@ -41,7 +41,7 @@ from ._pressure import AdaptiveLimiter, acall_with_backoff, call_with_backoff
 from ._progress import Progress, ProgressArg, make_sink
 from ._report import SyncReport
 from ._state import State, hold
-from ._transform import SCHEME_SAVE_FLAGS, Transform, trade_to_customer
+from ._transform import SCHEME_SAVE_FLAGS, Transform, check_save_options, trade_to_customer
 from ._windows import DEFAULT_SPAN, DEFAULT_WINDOW, ONE_MS, ms_to_datetime, split_windows, subdivide
 
 logger = logging.getLogger("huke_k3_bridge")
@@ -111,19 +111,27 @@ def _prepare(
     order_by: Callable[[Any], Any] | None,
     clock: Callable[[], float],
     confirm_for: float,
+    case_sensitive_numbers: bool = False,
     split: int = 1,
+    page_size: int = 100,
 ) -> tuple[Run, _Setup]:
     started = time.perf_counter()
     if on_existing not in ("skip", "update"):
         raise ValueError(f"on_existing must be 'skip' or 'update', not {on_existing!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    # Checked here, before any request: a bad page_size would otherwise surface as a fetch
+    # failure of the first window, and a bad window as a TypeError from a comparison.
+    for name, count in (("batch_size", batch_size), ("page_size", page_size)):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {count!r}")
     if not callable(transform):
         raise TypeError(f"transform must be callable, not {type(transform).__name__}")
+    if window is not None and not isinstance(window, timedelta):
+        raise ValueError(f"window must be a timedelta (or None), got {window!r}")
     if window is not None and window < ONE_MS:
         raise ValueError(f"window must be at least 1 ms, got {window!r}")
     flags = dict(SCHEME_SAVE_FLAGS)
     flags.update(getattr(transform, "save_flags", {}))
+    check_save_options(flags, f"{type(transform).__name__}.save_flags")
     now_ms = int(clock() * 1000)
     end_ms = to_epoch_ms(end, "end") if end is not None else now_ms
     stored = state.load() if state is not None else None
@@ -165,6 +173,7 @@ def _prepare(
         windows=ranges,
         save_flags=flags,
         confirm_for=confirm_for,
+        case_sensitive_numbers=case_sensitive_numbers,
     )
     run.notes.extend(notes)
     setup = _Setup(start_ms, end_ms, resumed_from, stored_ms, started, now_ms, rewind)
@@ -229,8 +238,15 @@ def _finish(run: Run, setup: _Setup, state: State | None, progress: Progress) ->
 
 def _confirm_for(k3: object, confirm_timeout: float | None) -> float:
     if confirm_timeout is not None:
-        if isinstance(confirm_timeout, bool) or not confirm_timeout >= 0:
-            raise ValueError(f"confirm_timeout must be seconds >= 0, got {confirm_timeout!r}")
+        # Not a number, NaN and infinity (an endless wait; it overflowed the rounds' bound) alike.
+        if (
+            isinstance(confirm_timeout, bool)
+            or not isinstance(confirm_timeout, int | float)
+            or not 0 <= confirm_timeout < math.inf
+        ):
+            raise ValueError(
+                f"confirm_timeout must be finite seconds >= 0, got {confirm_timeout!r}"
+            )
         return float(confirm_timeout)
     timeout = getattr(k3, "timeout", None)
     read = timeout.read if isinstance(timeout, httpx.Timeout) else None
@@ -324,6 +340,7 @@ def sync_customers(
     order_by: Callable[[Any], Any] | None = None,
     clock: Callable[[], float] = time.time,
     confirm_timeout: float | None = None,
+    case_sensitive_numbers: bool = False,
 ) -> SyncReport:
     """Create a K/3 Cloud customer for every buyer of the Huke trades in ``[start, end]``.
 
@@ -362,6 +379,11 @@ def sync_customers(
             or was lost) is given to land, looked up with growing pauses, before it is sent
             again. Default: the K/3 client's read timeout — a commit still running when the
             client gave up lands within about that long.
+        case_sensitive_numbers: whether customer numbers differing only in case ("ABC",
+            "abc") are different customers. Default False, as K/3 Cloud's database compares
+            them on the usual SQL Server collation: they are one customer (one is kept, the
+            others merged into it) and a lookup finds it whatever its case. Set True for a
+            database with a case-sensitive collation.
 
     Raises:
         ValueError: for arguments that make no sense (``start`` after ``end`` ...).
@@ -383,6 +405,8 @@ def sync_customers(
         order_by=order_by,
         clock=clock,
         confirm_for=_confirm_for(k3, confirm_timeout),
+        case_sensitive_numbers=case_sensitive_numbers,
+        page_size=page_size,
     )
     bar = Progress(make_sink(progress))
     try:
@@ -454,6 +478,7 @@ async def async_sync_customers(
     order_by: Callable[[Any], Any] | None = None,
     clock: Callable[[], float] = time.time,
     confirm_timeout: float | None = None,
+    case_sensitive_numbers: bool = False,
     concurrency: int = 8,
     fetch_concurrency: int = 4,
 ) -> SyncReport:
@@ -488,7 +513,9 @@ async def async_sync_customers(
         order_by=order_by,
         clock=clock,
         confirm_for=_confirm_for(k3, confirm_timeout),
+        case_sensitive_numbers=case_sensitive_numbers,
         split=fetch_concurrency,
+        page_size=page_size,
     )
     # ``concurrency`` is the ceiling; the limit in use adapts to what K/3 Cloud takes.
     limiter = AdaptiveLimiter(concurrency)

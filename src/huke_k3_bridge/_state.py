@@ -148,6 +148,14 @@ def _read_holder(fd: int) -> tuple[int | None, str | None, datetime | None]:
     )
 
 
+#: Temporary files of ``FileState.save`` are ``.<state file name>.<random>.tmp``.
+_TMP_PREFIX = "."
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in name)
+
+
 def _to_ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
@@ -251,6 +259,9 @@ class FileState:
             raise
         with _holders_guard:
             _holders[key] = threading.get_ident()
+        # Only a run holding the lock writes the state: a temporary file present now was left by
+        # a write that died half-way (the state file itself is intact: it is replaced at once).
+        self._remove_leftovers()
         released = False
 
         def release() -> None:
@@ -270,6 +281,15 @@ class FileState:
                 os.close(fd)
 
         return release
+
+    def _remove_leftovers(self) -> None:
+        """Delete the temporary files of writes that never finished (see ``save``)."""
+        with contextlib.suppress(OSError):
+            for leftover in self.path.parent.glob(
+                f"{_glob_escape(_TMP_PREFIX + self.path.name)}.*.tmp"
+            ):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     def _lock(self, fd: int, try_lock: Callable[[int], bool]) -> None:
         """Lock ``fd``, trying again for up to ``wait`` seconds; StateLockedError if it stays
@@ -308,11 +328,20 @@ class FileState:
     def load(self) -> datetime | None:
         """The stored watermark, None when the file does not exist."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StateError(f"cannot read state file {self.path}: {exc}") from exc
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise StateError(
+                f"state file {self.path} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                f"{exc.start}), so it is not a watermark file this library wrote (those are JSON): "
+                "restore it from a backup, or delete it and pass start= (huke-k3 sync --start) "
+                "to choose where the next run begins"
+            ) from None
         try:
             data = json.loads(text)
             ms = data["watermark_ms"]
@@ -339,7 +368,9 @@ class FileState:
         directory = self.path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
+            fd, tmp = tempfile.mkstemp(
+                prefix=f"{_TMP_PREFIX}{self.path.name}.", suffix=".tmp", dir=directory
+            )
         except OSError as exc:
             raise StateError(f"cannot write state file {self.path}: {exc}") from exc
         try:

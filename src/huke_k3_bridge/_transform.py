@@ -54,6 +54,64 @@ class SkipTrade(Exception):
         self.reason = reason
 
 
+#: Every ``BatchSave`` option a transform may set (its ``data`` keys beside ``Model``, as the Web
+#: API names them) and the ``batch_save`` argument that sends it (``None``: sent as an extra
+#: option under its wire name). ``NeedUpDateFields`` is not one: the bridge sets it for updates.
+SAVE_OPTIONS: Mapping[str, str | None] = MappingProxyType(
+    {
+        "IsAutoSubmitAndAudit": "is_auto_submit_and_audit",
+        "IsVerifyBaseDataField": "is_verify_base_data_field",
+        "IsDeleteEntry": "is_delete_entry",
+        "ValidateFlag": "validate_flag",
+        "NumberSearch": "number_search",
+        "BatchCount": "batch_count",
+        "InterationFlags": "interation_flags",
+        "NeedReturnFields": "need_return_fields",
+        "IsEntryBatchFill": None,
+        "IsAutoAdjustField": None,
+        "IgnoreInterationFlag": None,
+        "IsControlPrecision": None,
+        "ValidateRepeatJson": None,
+        "SubSystemId": None,
+    }
+)
+_TEXT_OPTIONS = frozenset({"InterationFlags", "SubSystemId"})
+
+
+def check_save_options(options: Mapping[str, Any], where: str = "save_flags") -> None:
+    """Raise ``ValueError`` unless every option is a ``BatchSave`` option with a value of its
+    type: an option that would not reach the wire, or reach it as something else, is refused
+    here rather than ignored at the call."""
+    for name, value in options.items():
+        if name not in SAVE_OPTIONS:
+            known = ", ".join(SAVE_OPTIONS)
+            hint = (
+                " (the bridge sets NeedUpDateFields itself, for updates)"
+                if name == "NeedUpDateFields"
+                else ""
+            )
+            raise ValueError(
+                f"{where}: {name!r} is not a BatchSave option{hint}; the options are: {known}"
+            )
+        if name == "BatchCount":
+            ok = type(value) is int and value >= 1
+            wanted = "an int >= 1"
+        elif name == "NeedReturnFields":
+            ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+            wanted = "a list of field keys"
+        elif name in _TEXT_OPTIONS:
+            ok, wanted = isinstance(value, str), "text"
+        else:
+            ok, wanted = isinstance(value, bool), "True or False"
+        if not ok:
+            raise ValueError(f"{where}: {name} must be {wanted}, not {value!r}")
+
+
+def save_arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``batch_save`` keyword arguments that send ``options`` (wire names) as they are."""
+    return {SAVE_OPTIONS[name] or name: value for name, value in options.items()}
+
+
 def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
 
@@ -136,13 +194,15 @@ class CustomerTransform:
     lookups: Mapping[str, LookupSource] = attrs.field(factory=dict, converter=_freeze)
     #: Composition steps applied in order to the customer built from the fields.
     steps: tuple[CustomerStep, ...] = ()
-    #: BatchSave flags for customers this transform makes (the scheme's by default).
+    #: BatchSave options for customers this transform makes, by their Web API names (the
+    #: scheme's two by default); any of ``SAVE_OPTIONS``, each sent as given.
     save_flags: Mapping[str, bool] = attrs.field(
         factory=lambda: dict(SCHEME_SAVE_FLAGS), converter=_freeze
     )
 
     def __attrs_post_init__(self) -> None:
         _check_field_names(self.fields)
+        check_save_options(self.save_flags)
 
     # -- building -----------------------------------------------------------------------------
 
@@ -186,9 +246,8 @@ class CustomerTransform:
         flags = dict(SCHEME_SAVE_FLAGS)
         for key in ("IsAutoSubmitAndAudit", "IsVerifyBaseDataField"):
             if key in table:
-                if not isinstance(table[key], bool):
-                    raise ValueError(f"{key} must be true or false, not {table[key]!r}")
                 flags[key] = table[key]
+        check_save_options(flags, "the template's options")
         return cls(
             fields=fields, lookups=lookups or {}, save_flags=flags, name_fallback=name_fallback
         )

@@ -118,6 +118,7 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         connection=K3CloudConnectionError,
         timeout=K3CloudTimeoutError,
         response_format=K3CloudResponseError,
+        config=K3CloudConfigError,
     )
     _logger: ClassVar[logging.Logger] = logger
 
@@ -159,18 +160,17 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         shared = getattr(self.auth, "redactor", None)
         redactor = shared if isinstance(shared, Redactor) else Redactor()
         redactor.add(app_secret, password)
-        try:
-            super().__init__(
-                base_url=server_url,
-                timeout=timeout,
-                max_retries=max_retries,
-                retry=retry,
-                # mypy does not carry the TypeVar's constraint through super() here.
-                http_client=http_client,  # type: ignore[arg-type]
-                redactor=redactor,
-            )
-        except ValueError as exc:
-            raise K3CloudConfigError(f"server_url: {exc}") from None
+        # Raises K3CloudConfigError (``_errors.config``) naming the bad setting.
+        super().__init__(
+            base_url=server_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry=retry,
+            # mypy does not carry the TypeVar's constraint through super() here.
+            http_client=http_client,  # type: ignore[arg-type]
+            redactor=redactor,
+            url_setting="server_url",
+        )
 
     # -- construction from settings ---------------------------------------------------------
 
@@ -285,12 +285,11 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
     def _save_data(model: object, *, extra: Mapping[str, Any], **named: Any) -> dict[str, Any]:
         return {"Model": to_wire_model(model, 0), **save_options(_named_options(**named), extra)}
 
-    @staticmethod
-    def _single_saved(status: ResponseStatus, operation: str) -> SavedRow:
+    def _single_saved(self, status: ResponseStatus, operation: str) -> SavedRow:
         if not status.success_entitys:
             raise K3CloudResponseError(
                 f"{operation} reported success without a SuccessEntitys entry",
-                body=snippet(str(status.raw)),
+                body=self._redact(snippet(str(status.raw))),
             )
         entity = status.success_entitys[0]
         return SavedRow(0, entity.id, entity.number)
@@ -352,6 +351,7 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
             raise K3CloudResponseError(
                 f"{operation} answered without a Result.ResponseStatus: {text!r}", body=text
             )
+        self._redact_errors(found)
         try:
             status: ResponseStatus = converter.structure(found, ResponseStatus)
             entities = found.get("SuccessEntitys")
@@ -364,10 +364,29 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         except Exception as exc:  # any structuring failure is a reply we cannot read
             text = self._body_snippet(response)
             raise K3CloudResponseError(
-                f"{operation} answered a ResponseStatus this SDK cannot read ({exc}): {text!r}",
+                # The structuring error quotes the value it could not read.
+                self._redact(
+                    f"{operation} answered a ResponseStatus this SDK cannot read ({exc}): {text!r}"
+                ),
                 body=text,
             ) from exc
         return status
+
+    def _redact_errors(self, status: Mapping[str, Any]) -> None:
+        """Mask secrets in the reply's ``Errors`` in place, before anything reads them: the
+        errors' messages are what a server quotes requests in, and the messages, ``ErrorDetail``
+        (``raw`` included), ``FailedRow.message`` and the replies ``batch_save`` keeps in
+        ``responses`` all come from these very objects."""
+        errors = status.get("Errors")
+        if not isinstance(errors, list):
+            return
+        for position, entry in enumerate(errors):
+            if isinstance(entry, str):
+                errors[position] = self._redact(entry)
+            elif isinstance(entry, dict):
+                for key, value in entry.items():
+                    if isinstance(value, str) and value:
+                        entry[key] = self._redact(value)
 
     def _failure(self, status: ResponseStatus, operation: str) -> Exception:
         error = api_error(
@@ -466,14 +485,13 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
             for i, e in enumerate(status.success_entitys)
         ]
 
-    @staticmethod
-    def _view_result(body: Any, operation: str) -> dict[str, Any]:
+    def _view_result(self, body: Any, operation: str) -> dict[str, Any]:
         result = body.get("Result") if isinstance(body, Mapping) else None
         document = result.get("Result") if isinstance(result, Mapping) else None
         if not isinstance(document, dict):
             raise K3CloudResponseError(
                 f"{operation} succeeded but its reply has no Result.Result object",
-                body=snippet(str(body)),
+                body=self._redact(snippet(str(body))),
             )
         return document
 

@@ -6,6 +6,7 @@ setting raises ``K3CloudConfigError`` naming it.
 
 from __future__ import annotations
 
+import codecs
 import configparser
 import os
 from collections.abc import Collection, Mapping
@@ -13,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from _huke_k3_core import read_env
+from _huke_k3_core import check_url, read_env
 
 from ._errors import K3CloudConfigError
 
@@ -37,11 +38,82 @@ _INI_REQUIRED = (
 )
 
 
+#: The encodings a ``conf.ini`` is read in, in order: UTF-8 with or without a BOM (what editors
+#: save today), then GB18030 (a superset of GBK, what Notepad on Chinese Windows saved as "ANSI").
+#: A GBK file is almost never valid UTF-8, so the order cannot misread one.
+INI_ENCODINGS = ("utf-8-sig", "gb18030")
+_SAVE_AS_UTF8 = "open it in an editor and save it as UTF-8"
+
+
 def _integer(value: str, name: str, where: str) -> int:
     try:
         return int(value)
     except ValueError:
         raise K3CloudConfigError(f"{name} must be an integer{where}, got {value!r}") from None
+
+
+def _seconds(value: str, name: str, where: str) -> int:
+    seconds = _integer(value, name, where)
+    if seconds < 1:
+        raise K3CloudConfigError(
+            f"{name} must be a whole number of seconds >= 1{where}, got {value!r}"
+        )
+    return seconds
+
+
+def _decode_ini(content: bytes, shown: str) -> str:
+    """The file's text. Errors name the file and the fix, never a byte of the file: it holds the
+    app secret (and a decoding error's ``object`` would be the whole file)."""
+    for encoding in INI_ENCODINGS:
+        try:
+            text = content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        # A GB18030 file can start with GB18030's own BOM, decoded to U+FEFF.
+        return text.removeprefix("\ufeff")
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        found = "is UTF-16 (Notepad's 'Unicode')"
+    else:
+        found = "is neither UTF-8 nor GB18030/GBK text"
+    # Raised outside the except blocks: nothing chained to it carries the file's bytes.
+    raise K3CloudConfigError(f"{shown} {found}: {_SAVE_AS_UTF8}")
+
+
+def _syntax_problem(exc: configparser.Error) -> str:
+    """What is wrong where, in words that quote no value: configparser's own messages quote the
+    offending line, which may be the one holding the secret."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (
+            f"line {exc.lineno}: no [section] header before the first setting (the official "
+            f"SDK's file starts with [{INI_DEFAULT_SECTION}])"
+        )
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return f"line {exc.lineno}: {exc.option} is set twice in [{exc.section}]"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {exc.lineno}: section [{exc.section}] appears twice"
+    if isinstance(exc, configparser.ParsingError):
+        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
+        plural = "s" if len(exc.errors) > 1 else ""
+        return f"line{plural} {lines}: not a 'key = value' line, a [section] header or a # comment"
+    return type(exc).__name__
+
+
+def _read_ini(path: str | os.PathLike[str]) -> configparser.ConfigParser:
+    shown = repr(os.fspath(path))
+    try:
+        with open(path, "rb") as file:
+            content = file.read()
+    except OSError as exc:
+        raise K3CloudConfigError(f"cannot read {shown}: {exc.strerror}") from None
+    parser = configparser.ConfigParser(interpolation=None)
+    problem = None
+    try:
+        parser.read_string(_decode_ini(content, shown), source=os.fspath(path))
+    except configparser.Error as exc:
+        problem = _syntax_problem(exc)
+    if problem is not None:
+        raise K3CloudConfigError(f"{shown} is not a valid ini file: {problem}")
+    return parser
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -66,6 +138,7 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
             f"missing setting(s) {ENV_APP_ID} and {ENV_APP_SECRET}, or {ENV_PASSWORD}: "
             "set them in the environment"
         )
+    check_url(env[ENV_SERVER_URL], setting=ENV_SERVER_URL, error=K3CloudConfigError)
     settings: dict[str, Any] = {
         "server_url": env[ENV_SERVER_URL],
         "acct_id": env[ENV_ACCT_ID],
@@ -92,14 +165,7 @@ def settings_from_ini(
     ``x-kdapi-connecttimeout``/``x-kdapi-requesttimeout`` (seconds) become the timeout and
     ``x-kdapi-proxy`` the ``proxy`` setting.
     """
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as file:
-            parser.read_file(file)
-    except OSError as exc:
-        raise K3CloudConfigError(f"cannot read {os.fspath(path)!r}: {exc.strerror}") from None
-    except configparser.Error as exc:
-        raise K3CloudConfigError(f"{os.fspath(path)!r} is not a valid ini file: {exc}") from None
+    parser = _read_ini(path)
     sections = parser.sections()
     if section is None:
         section = (
@@ -127,6 +193,10 @@ def settings_from_ini(
     settings: dict[str, Any] = {
         name: conf[key].strip() for key, name in _INI_REQUIRED if conf.get(key, "").strip()
     }
+    if "server_url" in settings:
+        check_url(
+            settings["server_url"], setting=f"x-kdapi-serverurl{where}", error=K3CloudConfigError
+        )
     if conf.get("x-kdapi-lcid", "").strip():
         settings["lcid"] = _integer(conf["x-kdapi-lcid"].strip(), "x-kdapi-lcid", where)
     if conf.get("x-kdapi-orgnum", "").strip():
@@ -134,10 +204,10 @@ def settings_from_ini(
     connect = conf.get("x-kdapi-connecttimeout", "").strip()
     request = conf.get("x-kdapi-requesttimeout", "").strip()
     if connect or request:
-        read = _integer(request, "x-kdapi-requesttimeout", where) if request else 120
+        read = _seconds(request, "x-kdapi-requesttimeout", where) if request else 120
         settings["timeout"] = httpx.Timeout(
             float(read),
-            connect=float(_integer(connect, "x-kdapi-connecttimeout", where) if connect else 120),
+            connect=float(_seconds(connect, "x-kdapi-connecttimeout", where) if connect else 120),
         )
     if conf.get("x-kdapi-proxy", "").strip():
         settings["proxy"] = conf["x-kdapi-proxy"].strip()

@@ -254,8 +254,57 @@ def _structure_optional_id(value: Any, cls: Any) -> Id | None:
     return None if value is None else _structure_id(value, cls)
 
 
+def _json_kind(value: object) -> str:
+    """What a decoded JSON value is, in JSON's words (for errors saying what arrived)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    # cattrs' default is bool(value): "false" and "0" would be True. A K/3 boolean that is not a
+    # JSON boolean is a reply this SDK cannot read, never a guess.
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected a JSON boolean (true or false), got {_json_kind(value)}")
+
+
+def _structure_status(data: Any, cls: type[ResponseStatus]) -> ResponseStatus:
+    # IsSuccess decides whether a write is reported done: absent or null must not pass for
+    # false (the generic structuring leaves absent/null fields at their default).
+    if isinstance(data, Mapping):
+        if "IsSuccess" not in data:
+            raise ValueError(
+                "ResponseStatus.IsSuccess: missing, where a JSON boolean (true or false) must "
+                "say whether the call succeeded"
+            )
+        flag = data["IsSuccess"]
+        if not isinstance(flag, bool):
+            raise WireFieldError(
+                "ResponseStatus",
+                "IsSuccess",
+                flag,
+                f"expected a JSON boolean (true or false), got {_json_kind(flag)}",
+            )
+    status: ResponseStatus = _structure_status_fields(data, cls)
+    return status
+
+
 #: The package's one converter: wire objects <-> models.
 converter = make_converter()
+converter.register_structure_hook(bool, _structure_bool)
 converter.register_structure_hook_func(_is_id, _structure_optional_id)
 converter.register_structure_hook(Customer, _structure_customer)
 converter.register_unstructure_hook(Customer, _unstructure_customer)
+_structure_status_fields = converter.get_structure_hook(ResponseStatus)
+converter.register_structure_hook(ResponseStatus, _structure_status)

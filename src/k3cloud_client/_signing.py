@@ -69,6 +69,21 @@ def app_data(acct_id: str, user_name: str, lcid: int, org_num: int) -> str:
     return f"{acct_id},{user_name},{lcid},{org_num}"
 
 
+def app_id_secrets(app_id: str) -> tuple[str, str]:
+    """The secret values an app id holds: its encoded part (after ``_``) and the client secret
+    that part decodes to (what ``X-Api-Signature`` is keyed with)."""
+    _, encoded = split_app_id(app_id)
+    return encoded, decode_client_secret(encoded)
+
+
+def kd_signature(
+    app_id: str, app_secret: str, *, acct_id: str, user_name: str, lcid: int, org_num: int
+) -> str:
+    """``X-Kd-Signature``: it signs no path, body or time, so it is the same on every request of
+    an account, user and app (a leaked one is replayable with any body: a secret itself)."""
+    return sig(app_id + app_data(acct_id, user_name, lcid, org_num), app_secret)
+
+
 def signed_headers(
     *,
     acct_id: str,

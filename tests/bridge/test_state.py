@@ -361,3 +361,66 @@ def test_windows_locks_a_byte_past_the_note(
     assert fake.locks == {}
     assert (tmp_path / "s.json.lock").stat().st_size < offset  # locking past EOF grows nothing
     in_thread(FileState(path).acquire)()
+
+
+# -- issue 9.8: files as they are found on disk ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"watermark_ms": 1}'.encode("utf-16"),  # saved by an editor as UTF-16
+        b"\xff\xfe\x00garbage",
+        b'{"watermark": "\xe6\x97"}',  # cut in the middle of a character
+    ],
+)
+def test_a_state_file_that_is_not_utf8_is_a_state_error_naming_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "s.json"
+    path.write_bytes(content)
+    with pytest.raises(StateError) as info:
+        FileState(path).load()
+    message = str(info.value)
+    assert str(path) in message
+    assert "not UTF-8" in message
+    assert "start=" in message
+    assert not isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+def test_a_state_file_with_a_utf8_bom_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_bytes(
+        b"\xef\xbb\xbf" + json.dumps({"version": 1, "watermark_ms": 1_700_000_000_000}).encode()
+    )
+    loaded = FileState(path).load()
+    assert loaded is not None
+    assert int(loaded.timestamp() * 1000) == 1_700_000_000_000
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '{"watermark_ms": "x"}', "{", ""])
+def test_a_corrupt_state_file_is_a_state_error_with_the_fix(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "s.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(StateError, match="Delete it") as info:
+        FileState(path).load()
+    assert str(path) in str(info.value)
+
+
+def test_temporary_files_of_an_interrupted_write_are_cleaned_up(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    state = FileState(path)
+    state.save(datetime(2026, 1, 1, tzinfo=timezone.utc))
+    leftovers = [tmp_path / ".s.json.abc123.tmp", tmp_path / ".s.json.zz9.tmp"]
+    for leftover in leftovers:
+        leftover.write_text("{half a write", encoding="utf-8")
+    unrelated = tmp_path / ".other.json.abc.tmp"
+    unrelated.write_text("keep", encoding="utf-8")
+    release = state.acquire()
+    try:
+        assert not any(leftover.exists() for leftover in leftovers)
+        assert unrelated.exists()
+        loaded = state.load()
+        assert loaded == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    finally:
+        release()

@@ -178,7 +178,7 @@ def test_from_template_checks_call_rows() -> None:
         CustomerTransform.from_template({**SCHEME, "FormId": "BD_Supplier"})
     with pytest.raises(ValueError, match="BatchSave"):
         CustomerTransform.from_template({**SCHEME, "Operation": "Save"})
-    with pytest.raises(ValueError, match="true or false"):
+    with pytest.raises(ValueError, match="True or False"):
         CustomerTransform.from_template({**SCHEME, "IsAutoSubmitAndAudit": "yes"})
     flags = CustomerTransform.from_template({**SCHEME, "IsAutoSubmitAndAudit": False}).save_flags
     assert flags["IsAutoSubmitAndAudit"] is False

@@ -9,8 +9,8 @@ def test_redactor_masks_every_registered_secret_longest_first() -> None:
     assert redact("a secret-one-longer and secret-one") == f"a {MASK} and {MASK}"
 
 
-def test_short_values_are_not_masked_inside_text() -> None:
-    assert Redactor(["abc"])("abc abc") == "abc abc"
+def test_short_values_are_masked_as_whole_tokens_only() -> None:
+    assert Redactor(["abc"])("abc abcd xabc 1abc (abc)") == "*** abcd xabc 1abc (***)"
 
 
 def test_repr_reveals_nothing() -> None:

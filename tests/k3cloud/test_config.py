@@ -180,3 +180,214 @@ def test_from_ini_without_server_url_takes_it_from_the_caller(tmp_path: Path) ->
     assert str(client.base_url) == "http://other.example.com/k3cloud/"
     with pytest.raises(K3CloudConfigError, match="missing setting\\(s\\) x-kdapi-serverurl"):
         K3CloudClient.from_ini(ini)
+
+
+# -- conf.ini as users have it (issue 9.3) ---------------------------------------------------------
+
+#: A user name in Chinese: only a correctly decoded file gives it back.
+CHINESE_USER = "管理员"
+CHINESE_INI = "# 金蝶云星空 WebAPI 配置\n" + CONF_INI.replace(TEST_USER_NAME, CHINESE_USER)
+
+
+def _ini_bytes(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "conf.ini"
+    path.write_bytes(content)
+    return path
+
+
+def _assert_secret_not_carried(exc: BaseException) -> None:
+    # Neither the message nor anything chained to the error may hold the file's text.
+    assert TEST_APP_SECRET not in str(exc)
+    assert TEST_APP_SECRET not in repr(exc)
+    assert exc.__cause__ is None
+    assert exc.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"], ids=["utf8", "bom", "gbk", "gb18030"]
+)
+def test_from_ini_reads_the_encodings_windows_users_save(tmp_path: Path, encoding: str) -> None:
+    path = _ini_bytes(tmp_path, CHINESE_INI.encode(encoding))
+    client = K3CloudClient.from_ini(path)
+    assert client.user_name == CHINESE_USER
+    assert client.acct_id == TEST_ACCT_ID
+    assert (client.lcid, client.org_num) == (2052, 100)
+
+
+def test_from_ini_bom_is_not_a_missing_section_header(tmp_path: Path) -> None:
+    path = _ini_bytes(tmp_path, b"\xef\xbb\xbf" + CONF_INI.encode("utf-8"))
+    assert K3CloudClient.from_ini(path).acct_id == TEST_ACCT_ID
+
+
+@pytest.mark.parametrize(
+    ("content", "hint"),
+    [
+        # Notepad's "Unicode": UTF-16 with its byte order mark.
+        (CONF_INI.encode("utf-16"), "UTF-16"),
+        # Bytes that are neither UTF-8 nor GB18030 (0x80 and 0xFF lead nothing in GB18030).
+        (CONF_INI.encode("utf-8") + b"\x80\xff\xfe\n", "neither UTF-8 nor GB18030"),
+    ],
+    ids=["utf16", "binary"],
+)
+def test_from_ini_undecodable_file_names_the_file_and_the_fix_never_its_text(
+    tmp_path: Path, content: bytes, hint: str
+) -> None:
+    path = _ini_bytes(tmp_path, content)
+    with pytest.raises(K3CloudConfigError) as info:
+        K3CloudClient.from_ini(path)
+    message = str(info.value)
+    assert repr(str(path)) in message
+    assert hint in message
+    assert "save it as UTF-8" in message
+    _assert_secret_not_carried(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A secret on the line configparser quotes in its own message.
+        (f"x-kdapi-appsec = {TEST_APP_SECRET}\n" + CONF_INI, "line 1: no [section] header"),
+        (CONF_INI + f"x-kdapi-appsec{TEST_APP_SECRET}\n", "line 13: not a 'key = value' line"),
+        (
+            CONF_INI + f"x-kdapi-appsec = {TEST_APP_SECRET}2\n",
+            "line 13: x-kdapi-appsec is set twice in [config]",
+        ),
+        (CONF_INI + CONF_INI, "line 13: section [config] appears twice"),
+    ],
+    ids=["no-header", "no-delimiter", "duplicate-key", "duplicate-section"],
+)
+def test_from_ini_syntax_errors_name_the_line_never_its_text(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = write_ini(tmp_path, text)
+    with pytest.raises(K3CloudConfigError) as info:
+        K3CloudClient.from_ini(path)
+    assert f"{str(path)!r} is not a valid ini file: {expected}" in str(info.value)
+    _assert_secret_not_carried(info.value)
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+@pytest.mark.parametrize("key", ["x-kdapi-connecttimeout", "x-kdapi-requesttimeout"])
+def test_from_ini_timeouts_must_be_positive(tmp_path: Path, key: str, value: str) -> None:
+    text = CONF_INI.replace(f"{key} = 15", f"{key} = {value}").replace(
+        f"{key} = 45", f"{key} = {value}"
+    )
+    with pytest.raises(K3CloudConfigError, match=f"{key} must be a whole number of seconds >= 1"):
+        K3CloudClient.from_ini(write_ini(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("erp.example.com/k3cloud/", "no scheme"),
+        ("ftp://erp.example.com/k3cloud/", "scheme 'ftp'"),
+        ("http:///k3cloud/", "no host"),
+        ("http://exa mple.com/k3cloud/", "not a valid URL"),
+    ],
+)
+def test_bad_server_url_names_the_setting_and_shows_the_url(url: str, problem: str) -> None:
+    with pytest.raises(K3CloudConfigError) as env_info:
+        K3CloudClient.from_env(environ=ENV | {"K3CLOUD_SERVER_URL": url})
+    assert str(env_info.value).startswith("K3CLOUD_SERVER_URL: base URL must be an absolute")
+    assert repr(url) in str(env_info.value)
+    assert problem in str(env_info.value)
+    with pytest.raises(K3CloudConfigError) as arg_info:
+        K3CloudClient(url, **_credentials())
+    assert str(arg_info.value).startswith("server_url: base URL must be an absolute")
+    assert problem in str(arg_info.value)
+
+
+def test_bad_server_url_in_conf_ini_names_key_and_file(tmp_path: Path) -> None:
+    path = write_ini(tmp_path, CONF_INI.replace("http://erp.example.com", "erp.example.com"))
+    with pytest.raises(K3CloudConfigError) as info:
+        K3CloudClient.from_ini(path)
+    assert str(info.value).startswith(
+        f"x-kdapi-serverurl in [config] of {str(path)!r}: base URL must be an absolute"
+    )
+    assert "'erp.example.com/k3cloud/'" in str(info.value)
+
+
+def test_a_password_in_a_bad_url_is_not_shown() -> None:
+    url = "ftp://user:Hunter2-pw@erp.example.com/k3cloud/"
+    with pytest.raises(K3CloudConfigError) as info:
+        K3CloudClient.from_env(environ=ENV | {"K3CLOUD_SERVER_URL": url})
+    assert "Hunter2-pw" not in str(info.value)
+    assert "'ftp://user:***@erp.example.com/k3cloud/'" in str(info.value)
+
+
+# -- constructor settings, checked at construction (issue 9.3) -----------------------------------
+
+
+def _credentials() -> dict[str, str]:
+    return {
+        "acct_id": TEST_ACCT_ID,
+        "user_name": TEST_USER_NAME,
+        "app_id": TEST_APP_ID,
+        "app_secret": TEST_APP_SECRET,
+    }
+
+
+BAD_SETTINGS = [
+    (
+        {"timeout": "30"},
+        "timeout must be seconds > 0 (a number), an httpx.Timeout or None, got '30' (a str)",
+    ),
+    ({"timeout": -1}, "timeout must be seconds > 0, got -1"),
+    ({"timeout": 0}, "timeout must be seconds > 0, got 0"),
+    ({"timeout": float("nan")}, "timeout must be seconds > 0, got nan"),
+    ({"timeout": float("inf")}, "timeout must be finite seconds (None for no timeout), got inf"),
+    ({"timeout": True}, "got True (a bool)"),
+    (
+        {"timeout": httpx.Timeout(5.0, connect=-1.0)},
+        "timeout's connect must be seconds > 0, got -1.0",
+    ),
+    ({"timeout": httpx.Timeout(5.0, read="9")}, "timeout's read must be seconds > 0 (a number)"),  # type: ignore[arg-type]
+    (
+        {"max_retries": -1},
+        "max_retries must be an int >= 0 (or None for the retry policy's), got -1",
+    ),
+    (
+        {"max_retries": "3"},
+        "max_retries must be an int >= 0 (or None for the retry policy's), got '3'",
+    ),
+    (
+        {"max_retries": True},
+        "max_retries must be an int >= 0 (or None for the retry policy's), got True",
+    ),
+    (
+        {"max_retries": 2.0},
+        "max_retries must be an int >= 0 (or None for the retry policy's), got 2.0",
+    ),
+    ({"retry": 3}, "retry must be a RetryPolicy (or None), got 3 (an int)"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_SETTINGS)
+@pytest.mark.parametrize("cls", [K3CloudClient, AsyncK3CloudClient])
+def test_bad_settings_raise_at_construction(
+    cls: type[K3CloudClient], kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(K3CloudConfigError) as info:
+        cls("http://erp.example.com/k3cloud/", **_credentials(), **kwargs)  # type: ignore[arg-type]
+    assert message in str(info.value)
+    assert not str(info.value).startswith("server_url")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD_SETTINGS)
+def test_bad_settings_raise_in_with_options(kwargs: dict[str, object], message: str) -> None:
+    with K3CloudClient("http://erp.example.com/k3cloud/", **_credentials()) as client:
+        with pytest.raises(K3CloudConfigError) as info:
+            client.with_options(**kwargs)  # type: ignore[arg-type]
+        assert message in str(info.value)
+
+
+def test_good_settings_still_accepted() -> None:
+    client = K3CloudClient(
+        "http://erp.example.com/k3cloud/", **_credentials(), timeout=None, max_retries=0
+    )
+    assert client.timeout == httpx.Timeout(None)
+    assert client.max_retries == 0
+    copy = client.with_options(timeout=httpx.Timeout(5.0, connect=None), max_retries=4)
+    assert (copy.timeout, copy.max_retries) == (httpx.Timeout(5.0, connect=None), 4)
+    assert client.with_options(timeout=2).timeout == httpx.Timeout(2)
+    client.close()
