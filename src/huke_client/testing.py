@@ -4,7 +4,11 @@ Use it in-process (``httpx.Client(transport=fake.transport())``, or simply ``fak
 behind a real socket on 127.0.0.1 (``with fake.serve() as server: ... server.url``).
 
 It checks what the real service is known to check, with the real algorithm, and answers with the
-``{"code", "msg", "data"}`` envelope over HTTP 200. Huke's own error codes are not public: the
+``{"code", "msg", "data"}`` envelope over HTTP 200. It serves only
+``POST /openapi/<module>/<action>`` (the documented base URL ``https://huke.163.com/openapi`` plus
+the endpoint) and answers any other path with HTTP 404, so a wrong base URL fails in tests as in
+production; a body that is not strict JSON (``NaN``, ``Infinity``, nesting deeper than
+``MAX_JSON_DEPTH``) gets a ``BAD_REQUEST`` envelope. Huke's own error codes are not public: the
 codes in ``SimCode`` are **the simulator's own**, chosen to be distinct; do not rely on them against
 the real service. Where Huke's behaviour is unknown the simulator picks one documented behaviour:
 
@@ -33,7 +37,9 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -54,6 +60,7 @@ from ._client import AsyncHukeClient, HukeClient, to_epoch_ms
 __all__ = [
     "DATA_SHAPES",
     "LISTING_FAULT_KINDS",
+    "MAX_JSON_DEPTH",
     "NO_DATA",
     "FakeHuke",
     "Fault",
@@ -71,6 +78,12 @@ __all__ = [
 DATA_SHAPES = ("object", "object_no_total", "list")
 
 _SIGNING_HEADERS = ("ur-appkey", "ur-sign", "ur-curtime", "ur-checksum")
+#: The only paths served: ``/openapi/<module>/<action>``, as the client builds them from the
+#: documented base URL ``https://huke.163.com/openapi``.
+_ROUTE = re.compile(r"/openapi/(?P<module>[A-Za-z0-9_]+)/(?P<action>[A-Za-z0-9_]+)")
+#: Deepest JSON nesting a body may have (the simulator's own limit; Huke's is not documented): a
+#: real request needs four levels, and a much deeper one would exhaust Python's recursion.
+MAX_JSON_DEPTH = 64
 
 
 class SimCode(IntEnum):
@@ -407,21 +420,27 @@ class FakeHuke(FaultInjectingSimulator):
     # -- serving -------------------------------------------------------------------------------
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        """Answer one request (faults aside): check it, route it, wrap the result."""
+        """Answer one request (faults aside): check it, route it, wrap the result. A path that
+        is not ``/openapi/<module>/<action>`` gets HTTP 404, as from the real gateway."""
+        path = _ROUTE.fullmatch(request.url.path)
+        if path is None:
+            shown = request.url.path[:80] + ("..." if len(request.url.path) > 80 else "")
+            return httpx.Response(
+                404,
+                text=f"404 Not Found: {shown}",
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+                request=request,
+            )
         try:
             if request.method != "POST":
                 raise _Rejected(
                     SimCode.METHOD_NOT_ALLOWED, f"{request.method} not allowed: Huke takes POST"
                 )
             self._check_signature(request)
-            endpoint = "/".join(request.url.path.rstrip("/").split("/")[-2:])
-            route = self._routes.get(endpoint)
+            route = self._routes.get(f"{path['module']}/{path['action']}")
             if route is None:
                 raise _Rejected(SimCode.NOT_FOUND, f"no such API: {request.url.path}")
-            try:
-                body = json.loads(request.content or b"{}")
-            except ValueError:
-                raise _Rejected(SimCode.BAD_REQUEST, "request body is not JSON") from None
+            body = _loads(request.content or b"{}")
             if not isinstance(body, dict):
                 raise _Rejected(SimCode.BAD_REQUEST, "request body must be a JSON object")
             data = route(body)
@@ -457,8 +476,12 @@ class FakeHuke(FaultInjectingSimulator):
             raise _Rejected(SimCode.BAD_CHECKSUM, "ur-checksum does not verify")
         if sign.lower() != body_sign(request.content):
             raise _Rejected(SimCode.SIGN_MISMATCH, "ur-sign is not the MD5 of the body received")
-        if not curtime.isdigit():
-            raise _Rejected(SimCode.CURTIME_SKEW, f"ur-curtime {curtime!r} is not Unix seconds")
+        # ASCII digits only (``str.isdigit`` also takes "²"), and few enough to be a time: an
+        # int of hundreds of digits overflows when compared with the float clock.
+        if not (curtime.isascii() and curtime.isdigit() and len(curtime) <= 15):
+            raise _Rejected(
+                SimCode.CURTIME_SKEW, f"ur-curtime {curtime[:40]!r} is not Unix seconds"
+            )
         skew = int(curtime) - self.clock()
         if abs(skew) > self.max_skew:
             raise _Rejected(
@@ -516,6 +539,46 @@ class FakeHuke(FaultInjectingSimulator):
         if self.data_shape == "object_no_total":
             return {self.items_key: found}
         return {self.items_key: found, self.total_key: total}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Rejected(SimCode.BAD_REQUEST, f"request body is not JSON: {name} is not a number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 overflows to infinity
+        raise _Rejected(
+            SimCode.BAD_REQUEST, f"request body is not JSON: {text[:40]} is out of range"
+        )
+    return number
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests containers deeper than ``MAX_JSON_DEPTH`` (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = item.values() if type(item) is dict else item
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
+
+
+def _loads(content: bytes) -> Any:
+    """The body as a strict JSON reader takes it (no ``NaN``/``Infinity``, no number beyond a
+    double, at most ``MAX_JSON_DEPTH`` deep); anything else is rejected with an envelope."""
+    too_deep = f"request body is not JSON: nested deeper than {MAX_JSON_DEPTH}"
+    try:
+        value = json.loads(content, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise _Rejected(SimCode.BAD_REQUEST, too_deep) from None
+    except ValueError:  # also UnicodeDecodeError, and ints past the digit limit
+        raise _Rejected(SimCode.BAD_REQUEST, "request body is not JSON") from None
+    if type(value) in (dict, list) and _too_deep(value):
+        raise _Rejected(SimCode.BAD_REQUEST, too_deep)
+    return value
 
 
 def _text(obj: Mapping[str, Any], key: str, where: str) -> str:

@@ -8,6 +8,14 @@ other organisations, per-row ``DIndex`` results, updates by ``FCUSTID``, documen
 and injects faults on demand. Use it behind ``httpx.MockTransport`` (``fake.transport()``) or a
 real socket (``with fake.serve() as server: server.url``). Thread-safe.
 
+It serves only the real routes, ``/k3cloud/Kingdee.BOS.WebApi.ServicesStub.<Service>.<Method>
+.common.kdsvc`` (the ``k3cloud`` folder in any case, as IIS does), and answers any other path with
+HTTP 404, so a wrong server URL fails in tests as it does in production. Every malformed request
+gets a K/3-shaped error reply, never a dropped connection: a body that is not strict JSON
+(``NaN``, ``Infinity``, numbers beyond a double, nesting deeper than ``MAX_JSON_DEPTH``) or field
+lists that are not lists of text get MsgCode 8; a ``FilterString`` nested deeper than
+``MAX_FILTER_DEPTH`` parentheses gets MsgCode 4.
+
 ```python
 from k3cloud_client import Customer, K3CloudClient
 from k3cloud_client.testing import FakeK3Cloud, TEST_APP_ID, TEST_APP_SECRET
@@ -24,12 +32,13 @@ client = K3CloudClient(
 from __future__ import annotations
 
 import base64
-import binascii
 import collections
+import contextlib
 import copy
 import hmac
 import itertools
 import json
+import math
 import re
 import secrets
 import threading
@@ -58,6 +67,8 @@ from ._wire import AUTH_SERVICE, DYNAMIC_FORM_SERVICE, SERVICE_SUFFIX, SESSION_C
 __all__ = [
     "DEFAULT_ORGANIZATIONS",
     "DUPLICATE_NUMBER_MESSAGE",
+    "MAX_FILTER_DEPTH",
+    "MAX_JSON_DEPTH",
     "PASSPORT_FAILURE",
     "SESSION_LOST_MESSAGE",
     "TEST_ACCT_ID",
@@ -112,6 +123,18 @@ _CUSTOMER_FIELDS = frozenset(
 )
 _GENERIC_FIELDS = frozenset({"FID", "FNumber", "FName", "FDocumentStatus", "FForbidStatus"})
 _REF_FIELDS = ("FCreateOrgId", "FUseOrgId")
+#: The only paths served, ``/k3cloud/Kingdee.BOS.WebApi.ServicesStub.<Service>.<Method>``
+#: ``.common.kdsvc``; IIS matches the site's folder in any case (``/K3Cloud/`` works too).
+_ROUTE = re.compile(
+    r"/(?i:k3cloud)/(?P<service>Kingdee\.BOS\.WebApi\.ServicesStub\.[A-Za-z0-9_]+)"
+    r"\.(?P<op>[A-Za-z0-9_]+)" + re.escape(SERVICE_SUFFIX)
+)
+#: Deepest JSON nesting a request may have (Json.NET 13's default ``MaxDepth``); a real request
+#: needs a handful of levels, and deeper data would exhaust the simulator's recursion later.
+MAX_JSON_DEPTH = 64
+#: Deepest parenthesis nesting of a ``FilterString`` (the real server passes it to SQL Server,
+#: which refuses a statement "nested too deeply"); the parser recurses three frames per level.
+MAX_FILTER_DEPTH = 64
 
 
 class _Fail(Exception):
@@ -448,30 +471,27 @@ class FakeK3Cloud(FaultInjectingSimulator):
         return super().__call__(request)
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path
-        name = path.rsplit("/", 1)[-1]
-        if not name.endswith(SERVICE_SUFFIX):
-            return httpx.Response(404, text=f"no service at {path}")
-        service, _, op = name[: -len(SERVICE_SUFFIX)].rpartition(".")
+        route = _ROUTE.fullmatch(request.url.path)
+        if route is None:
+            return _not_found(request)
+        service, op = route["service"], route["op"]
         with self._lock:
             if service == AUTH_SERVICE:
                 return self._auth_service(op, request)
             handler = self._operations().get(op) if service == DYNAMIC_FORM_SERVICE else None
             if handler is None:
-                return httpx.Response(404, text=f"service {service}.{op} not found")
+                return _not_found(request)
             refused = self._authenticate(request, op)
             if refused is not None:
                 return refused
             try:
-                body = json.loads(request.content)
+                body = _loads(request.content)
                 data = body.get("data") if isinstance(body, dict) else None
                 if isinstance(data, str):  # older callers send data as a JSON string
-                    data = json.loads(data)
+                    data = _loads(data)
                 if not isinstance(data, dict):
                     raise _Fail("缺少参数 data（须为 JSON 对象）", code=8)
                 return _json(handler(body.get("formid"), data))
-            except ValueError:
-                return _json(_status_for(op, [_error("请求内容不是合法的 JSON", None)], code=8))
             except _Fail as fail:
                 return _json(_status_for(op, [_error(fail.message, None, fail.field)], fail.code))
 
@@ -530,18 +550,18 @@ class FakeK3Cloud(FaultInjectingSimulator):
                 return f"{name} is {headers.get(name)!r}, expected {value!r}"
         timestamp = headers.get("x-api-timestamp", "")
         nonce = headers.get("x-api-nonce", "")
-        if not timestamp.isdigit() or not nonce:
+        if not _is_unix_time(timestamp) or not nonce:
             return "x-api-timestamp / x-api-nonce missing or not a number"
         if abs(int(timestamp) - self._clock()) > self.max_skew:
             return f"x-api-timestamp {timestamp} is more than {self.max_skew}s from the clock"
         signature = sig(
             string_to_sign(request.url.path, timestamp, nonce), decode_client_secret(encoded)
         )
-        if not hmac.compare_digest(headers.get("X-Api-Signature", ""), signature):
+        if not _same(headers.get("X-Api-Signature", ""), signature):
             return "X-Api-Signature does not match the path, timestamp and nonce"
         try:
             app_data = base64.b64decode(headers.get("X-Kd-Appdata", ""), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8 once decoded
             return "X-Kd-Appdata is not base64 of UTF-8 text"
         parts = app_data.rsplit(",", 2)
         if len(parts) != 3 or "," not in parts[0]:
@@ -552,17 +572,17 @@ class FakeK3Cloud(FaultInjectingSimulator):
         if not parts[1].isdigit() or not parts[2].isdigit():
             return f"X-Kd-Appdata's lcid and org are not numbers: {app_data!r}"
         expected_signature = sig(self.app_id + app_data, self._app_secret)
-        if not hmac.compare_digest(headers.get("X-Kd-Signature", ""), expected_signature):
+        if not _same(headers.get("X-Kd-Signature", ""), expected_signature):
             return "X-Kd-Signature does not match (wrong app secret?)"
         return None
 
     def _auth_service(self, op: str, request: httpx.Request) -> httpx.Response:
         try:
-            body = json.loads(request.content)
+            body = _loads(request.content)
             parameters = body.get("parameters") if isinstance(body, dict) else None
             if isinstance(parameters, str):
-                parameters = json.loads(parameters)
-        except ValueError:
+                parameters = _loads(parameters)
+        except _Fail:
             parameters = None
         if op == "Logout":
             for session_id in _session_ids(request):
@@ -575,7 +595,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
         }
         check = checks.get(op)
         if check is None:
-            return httpx.Response(404, text=f"service {AUTH_SERVICE}.{op} not found")
+            return _not_found(request)
         self._logins += 1
         if not isinstance(parameters, list):
             return _json(_login_refused("参数 parameters 缺失或不是数组"))
@@ -634,14 +654,13 @@ class FakeK3Cloud(FaultInjectingSimulator):
         _, _, app_id, timestamp, sign, _ = parameters
         if self.app_id is None or self._app_secret is None or app_id != self.app_id:
             return "第三方系统登录授权验证失败：应用 ID 错误"
-        try:
-            ts = int(timestamp)
-        except (TypeError, ValueError):
+        if isinstance(timestamp, bool) or not _is_unix_time(str(timestamp)):
             return "时间戳格式错误"
+        ts = int(timestamp)
         if abs(ts - self._clock()) > self.max_skew:
             return "签名已过期（时间戳与服务器时间相差过大）"
         expected = login_sign(self.acct_id, self.user_name, self.app_id, self._app_secret, ts)
-        if not isinstance(sign, str) or not hmac.compare_digest(sign, expected):
+        if not isinstance(sign, str) or not _same(sign, expected):
             return "签名验证失败"
         return None
 
@@ -667,11 +686,9 @@ class FakeK3Cloud(FaultInjectingSimulator):
         return reply
 
     def _save_rows(self, form: _Form, models: list[Any], data: dict[str, Any]) -> Any:
-        update_fields = data.get("NeedUpDateFields") or []
-        return_fields = data.get("NeedReturnFields") or []
+        update_fields = _field_list(data, "NeedUpDateFields")
+        return_fields = _field_list(data, "NeedReturnFields")
         audited = bool(data.get("IsAutoSubmitAndAudit"))
-        if not isinstance(update_fields, list) or not isinstance(return_fields, list):
-            raise _Fail("NeedUpDateFields / NeedReturnFields 必须是数组", code=8)
         successes: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         codes: list[int] = []
@@ -696,7 +713,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
         self,
         form: _Form,
         model: Any,
-        update_fields: list[Any],
+        update_fields: list[str],
         audited: bool,
         numbers_in_call: set[tuple[str, str]],
     ) -> dict[str, Any]:
@@ -904,7 +921,7 @@ class FakeK3Cloud(FaultInjectingSimulator):
     def _context_org(self, data: dict[str, Any]) -> str | None:
         """The organisation whose record a number names: ``CreateOrgId`` (an internal id; 0 or
         absent: none, and ``_Form.find`` takes the default organisation's)."""
-        value = data.get("CreateOrgId")
+        value: Any = data.get("CreateOrgId")
         if value in (None, "", 0, "0"):
             return None
         try:
@@ -1010,6 +1027,84 @@ def _json(body: Any) -> httpx.Response:
     return httpx.Response(
         200, content=dumps(body), headers={"Content-Type": "application/json; charset=utf-8"}
     )
+
+
+def _not_found(request: httpx.Request) -> httpx.Response:
+    """What IIS answers for a path that is not a service: a wrong server URL ends here."""
+    path = request.url.path
+    shown = path if len(path) <= 80 else path[:80] + "..."
+    return httpx.Response(
+        404, text=f"404 Not Found: {shown}", headers={"Content-Type": "text/plain; charset=utf-8"}
+    )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Fail(f"请求内容不是合法的 JSON：不支持 {name}", code=8)
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999 overflows to infinity
+        raise _Fail(f"请求内容不是合法的 JSON：数值 {text[:40]} 超出范围", code=8)
+    return number
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests containers deeper than ``MAX_JSON_DEPTH`` (iteratively: no
+    recursion to exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = item.values() if type(item) is dict else item
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False
+
+
+def _loads(content: bytes | str) -> Any:
+    """A request body as the server's JSON reader takes it: strict JSON (no ``NaN``,
+    ``Infinity`` or numbers beyond a double), nested at most ``MAX_JSON_DEPTH`` deep; anything
+    else is a ``_Fail`` (MsgCode 8), never an exception of the simulator's own."""
+    try:
+        value = json.loads(content, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise _Fail(f"请求内容不是合法的 JSON：嵌套超过 {MAX_JSON_DEPTH} 层", code=8) from None
+    except ValueError as error:  # also UnicodeDecodeError, and ints past the digit limit
+        raise _Fail(f"请求内容不是合法的 JSON：{str(error)[:80]}", code=8) from None
+    if type(value) in (dict, list) and _too_deep(value):
+        raise _Fail(f"请求内容不是合法的 JSON：嵌套超过 {MAX_JSON_DEPTH} 层", code=8)
+    return value
+
+
+def _field_list(data: dict[str, Any], name: str) -> list[str]:
+    """``NeedUpDateFields`` / ``NeedReturnFields``: absent, or a list of field keys (text)."""
+    value = data.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Fail(
+            f"{name} 必须是字段标识（文本）的数组，收到 {_shape(value)}", code=8, field=name
+        )
+    return value
+
+
+def _shape(value: Any) -> str:
+    """A short description of what arrived (a type, and for a list its items' types)."""
+    if isinstance(value, list):
+        kinds = sorted({type(item).__name__ for item in value})
+        return f"list of {', '.join(kinds)}" if kinds else "list"
+    return type(value).__name__
+
+
+def _is_unix_time(text: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes ``²``), and few enough to be a time."""
+    return text.isascii() and text.isdigit() and len(text) <= 15
+
+
+def _same(given: str, expected: str) -> bool:
+    """A constant-time comparison that takes any text (``compare_digest`` refuses non-ASCII)."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8"))
 
 
 def _error(message: str, index: int | None, field: str | None = None) -> dict[str, Any]:
@@ -1124,14 +1219,18 @@ def _id_list(value: Any, name: str) -> list[str]:
     return ids
 
 
-def _non_negative(value: Any, name: str) -> int:
-    try:
-        number = int(value or 0)
-    except (TypeError, ValueError):
-        raise _Fail(f"{name} 必须是整数", code=8) from None
-    if number < 0:
-        raise _Fail(f"{name} 不能为负数", code=8)
-    return number
+def _non_negative(value: object, name: str) -> int:
+    """A row count: absent, an integer, or its digits as text (as Json.NET reads an ``int``)."""
+    if value is None or value == "":
+        return 0
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):  # left as text: refused below
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Fail(f"{name} 必须是整数", code=8, field=name)
+    if value < 0:
+        raise _Fail(f"{name} 不能为负数", code=8, field=name)
+    return value
 
 
 def _tokens(text: str) -> list[tuple[str, Any]]:
@@ -1149,6 +1248,8 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
         if kind == "string":
             tokens.append(("literal", raw[1:-1].replace("''", "'")))
         elif kind == "number":
+            if len(raw) > 38:  # SQL Server's widest number (decimal(38))
+                raise _Fail(f"过滤条件语法错误：数值 {raw[:40]}... 过长", code=4)
             tokens.append(("literal", float(raw) if "." in raw else int(raw)))
         elif kind == "name" and raw.lower() in ("and", "or", "in"):
             tokens.append((raw.lower(), raw))
@@ -1182,6 +1283,7 @@ class _FilterParser:
         self.position = 0
         self.known = known
         self.value = value
+        self.depth = 0
 
     def parse(self) -> _Predicate:
         if not self.tokens:
@@ -1230,9 +1332,13 @@ class _FilterParser:
 
     def _atom(self) -> _Predicate:
         if self._peek() == "(":
+            self.depth += 1
+            if self.depth > MAX_FILTER_DEPTH:
+                raise _Fail(f"过滤条件嵌套过深：括号超过 {MAX_FILTER_DEPTH} 层", code=4)
             self.position += 1
             inner = self._or()
             self._take(")")
+            self.depth -= 1
             return inner
         left = self._operand()
         op = self._peek()

@@ -182,7 +182,8 @@ class Stage:
         self.k3 = HookedK3(**K3_CREDENTIALS, password=K3_PASSWORD)
         self.trades: list[dict[str, Any]] = []
         self._servers: list[LoopbackServer] = []
-        self.huke_url = "http://huke.test"
+        # The real routes (the fakes 404 any other path, as the services do).
+        self.huke_url = "http://huke.test/openapi"
         self.k3_url = "http://k3.test/k3cloud/"
         if transport == "loopback":
             try:
@@ -193,7 +194,7 @@ class Stage:
             except BaseException:
                 self.close()
                 raise
-            self.huke_url = huke_server.url
+            self.huke_url = f"{huke_server.url}/openapi"
             self.k3_url = f"{k3_server.url}/k3cloud/"
 
     def close(self) -> None:

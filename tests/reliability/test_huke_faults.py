@@ -57,7 +57,7 @@ def test_connection_reset_mid_pagination(stage: Stage, engine: Engine) -> None:
     stage.generate()
     stage.huke.inject(Fault.reset(), after=3, times=2, path=SEARCH)
     _clean_run(stage, engine)
-    assert stage.huke.faults.struck == [("reset", f"/{SEARCH}")] * 2
+    assert stage.huke.faults.struck == [("reset", f"/openapi/{SEARCH}")] * 2
 
 
 @pytest.mark.parametrize("status", [500, 503])
@@ -66,7 +66,7 @@ def test_5xx_burst(stage: Stage, engine: Engine, status: int) -> None:
     # Three in a row on one request: the client's last retry (of 3) gets through.
     stage.huke.inject(Fault.http_status(status), after=2, times=3, path=SEARCH)
     _clean_run(stage, engine)
-    assert stage.huke.faults.struck == [("status", f"/{SEARCH}")] * 3
+    assert stage.huke.faults.struck == [("status", f"/openapi/{SEARCH}")] * 3
 
 
 def test_429_with_retry_after_is_honoured(stage: Stage) -> None:
@@ -76,7 +76,7 @@ def test_429_with_retry_after_is_honoured(stage: Stage) -> None:
     # The sync engine fetches one page at a time: request #2 got the 429, #3 is its retry.
     [_, (refused, _), (retried, _)] = stage.huke.arrivals[:3]
     assert retried - refused >= 0.05
-    assert stage.huke.faults.struck == [("status", f"/{SEARCH}")]
+    assert stage.huke.faults.struck == [("status", f"/openapi/{SEARCH}")]
 
 
 def test_429_with_retry_after_async(stage: Stage) -> None:
@@ -85,14 +85,14 @@ def test_429_with_retry_after_async(stage: Stage) -> None:
     started = time.monotonic()
     _clean_run(stage, "async")
     assert time.monotonic() - started >= 0.05
-    assert stage.huke.faults.struck == [("status", f"/{SEARCH}")] * 2
+    assert stage.huke.faults.struck == [("status", f"/openapi/{SEARCH}")] * 2
 
 
 def test_truncated_json_is_reread(stage: Stage, engine: Engine) -> None:
     stage.generate()
     stage.huke.inject(Fault.malformed_json(), after=1, times=2, path=SEARCH)
     _clean_run(stage, engine)
-    assert stage.huke.faults.struck == [("body", f"/{SEARCH}")] * 2
+    assert stage.huke.faults.struck == [("body", f"/openapi/{SEARCH}")] * 2
 
 
 def test_a_hang_ends_at_the_client_timeout(stage: Stage, engine: Engine) -> None:
@@ -101,14 +101,14 @@ def test_a_hang_ends_at_the_client_timeout(stage: Stage, engine: Engine) -> None
     started = time.monotonic()
     _clean_run(stage, engine, timeout=HANG_TIMEOUT)
     assert time.monotonic() - started >= HANG_TIMEOUT
-    assert stage.huke.faults.struck == [("timeout", f"/{SEARCH}")]
+    assert stage.huke.faults.struck == [("timeout", f"/openapi/{SEARCH}")]
 
 
 def test_rate_limit_envelope_is_retried_when_configured(stage: Stage, engine: Engine) -> None:
     stage.generate()
     stage.huke.inject(envelope_error(40100, "调用过于频繁"), after=1, times=2, path=SEARCH)
     _clean_run(stage, engine, huke_options={"retry_codes": [40100]})
-    assert stage.huke.faults.struck == [("body", f"/{SEARCH}")] * 2
+    assert stage.huke.faults.struck == [("body", f"/openapi/{SEARCH}")] * 2
 
 
 def test_huke_down_after_retries_is_a_run_error_and_a_rerun_completes(

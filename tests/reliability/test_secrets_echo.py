@@ -182,7 +182,7 @@ class EchoStage(Stage):
         except BaseException:
             self.close()
             raise
-        self.huke_url = huke_server.url
+        self.huke_url = f"{huke_server.url}/openapi"  # the real route: the fake 404s others
         self.k3_url = f"{k3_server.url}/k3cloud/"
 
     def _k3_options(self, auth: Any, timeout: float, retries: int) -> dict[str, Any]:
