@@ -429,3 +429,21 @@ def serve(handler: Handler, **options: float) -> Iterator[LoopbackServer]:
         yield server
     finally:
         server.close()
+
+
+#: How deep a request body may nest objects and arrays before a simulator refuses it (real JSON
+#: readers stop somewhere too; Python's recursion would otherwise end the handler instead).
+MAX_JSON_DEPTH = 64
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests containers deeper than ``limit`` (iteratively: no recursion to
+    exhaust)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if type(item) is dict else item
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return False

@@ -52,7 +52,13 @@ import attrs
 import httpx
 
 from _huke_k3_core import RetryPolicy, dumps, mask
-from _huke_k3_core.testing import Fault, FaultInjectingSimulator, LoopbackServer
+from _huke_k3_core.testing import (
+    MAX_JSON_DEPTH,
+    Fault,
+    FaultInjectingSimulator,
+    LoopbackServer,
+    json_too_deep,
+)
 
 from ._auth import _checksum_with_key, body_sign, derive_key
 from ._client import AsyncHukeClient, HukeClient, to_epoch_ms
@@ -83,7 +89,6 @@ _SIGNING_HEADERS = ("ur-appkey", "ur-sign", "ur-curtime", "ur-checksum")
 _ROUTE = re.compile(r"/openapi/(?P<module>[A-Za-z0-9_]+)/(?P<action>[A-Za-z0-9_]+)")
 #: Deepest JSON nesting a body may have (the simulator's own limit; Huke's is not documented): a
 #: real request needs four levels, and a much deeper one would exhaust Python's recursion.
-MAX_JSON_DEPTH = 64
 
 
 class SimCode(IntEnum):
@@ -554,18 +559,6 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether ``value`` nests containers deeper than ``MAX_JSON_DEPTH`` (iteratively)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return True
-        children = item.values() if type(item) is dict else item
-        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
-    return False
-
-
 def _loads(content: bytes) -> Any:
     """The body as a strict JSON reader takes it (no ``NaN``/``Infinity``, no number beyond a
     double, at most ``MAX_JSON_DEPTH`` deep); anything else is rejected with an envelope."""
@@ -576,7 +569,7 @@ def _loads(content: bytes) -> Any:
         raise _Rejected(SimCode.BAD_REQUEST, too_deep) from None
     except ValueError:  # also UnicodeDecodeError, and ints past the digit limit
         raise _Rejected(SimCode.BAD_REQUEST, "request body is not JSON") from None
-    if type(value) in (dict, list) and _too_deep(value):
+    if type(value) in (dict, list) and json_too_deep(value):
         raise _Rejected(SimCode.BAD_REQUEST, too_deep)
     return value
 

@@ -50,7 +50,7 @@ from typing import Any
 import httpx
 
 from _huke_k3_core import dumps
-from _huke_k3_core.testing import Fault, FaultInjectingSimulator
+from _huke_k3_core.testing import MAX_JSON_DEPTH, Fault, FaultInjectingSimulator, json_too_deep
 
 from ._errors import PASSPORT_FAILURE
 from ._signing import (
@@ -131,7 +131,6 @@ _ROUTE = re.compile(
 )
 #: Deepest JSON nesting a request may have (Json.NET 13's default ``MaxDepth``); a real request
 #: needs a handful of levels, and deeper data would exhaust the simulator's recursion later.
-MAX_JSON_DEPTH = 64
 #: Deepest parenthesis nesting of a ``FilterString`` (the real server passes it to SQL Server,
 #: which refuses a statement "nested too deeply"); the parser recurses three frames per level.
 MAX_FILTER_DEPTH = 64
@@ -1049,19 +1048,6 @@ def _finite_float(text: str) -> float:
     return number
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether ``value`` nests containers deeper than ``MAX_JSON_DEPTH`` (iteratively: no
-    recursion to exhaust)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            return True
-        children = item.values() if type(item) is dict else item
-        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
-    return False
-
-
 def _loads(content: bytes | str) -> Any:
     """A request body as the server's JSON reader takes it: strict JSON (no ``NaN``,
     ``Infinity`` or numbers beyond a double), nested at most ``MAX_JSON_DEPTH`` deep; anything
@@ -1072,7 +1058,7 @@ def _loads(content: bytes | str) -> Any:
         raise _Fail(f"请求内容不是合法的 JSON：嵌套超过 {MAX_JSON_DEPTH} 层", code=8) from None
     except ValueError as error:  # also UnicodeDecodeError, and ints past the digit limit
         raise _Fail(f"请求内容不是合法的 JSON：{str(error)[:80]}", code=8) from None
-    if type(value) in (dict, list) and _too_deep(value):
+    if type(value) in (dict, list) and json_too_deep(value):
         raise _Fail(f"请求内容不是合法的 JSON：嵌套超过 {MAX_JSON_DEPTH} 层", code=8)
     return value
 
