@@ -10,6 +10,7 @@ from ._errors import (
     RequestTimeoutError,
     ResponseFormatError,
     SDKError,
+    safe_url,
     snippet,
 )
 from ._models import WireFieldError, WireModel, make_converter, structure_lenient, to_camel
@@ -60,6 +61,7 @@ __all__ = [
     "mask",
     "parse_retry_after",
     "read_env",
+    "safe_url",
     "snippet",
     "structure_lenient",
     "to_camel",

@@ -17,7 +17,9 @@ from ._retry import RetryPolicy
 
 #: ``scheme://user:password@`` -> ``scheme://user:***@``: a URL is shown in errors, its password
 #: never.
-_URL_PASSWORD = re.compile(r"(//[^/?#@:]*:)[^/?#@]*@")
+# Greedy to the last "@" of the URL: a password may itself hold "/" or "@" (masking a little
+# too much of a malformed URL is the safe side).
+_URL_PASSWORD = re.compile(r"(//[^/?#@:\s]*:)\S*@")
 _TIMEOUT_PARTS = ("connect", "read", "write", "pool")
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Iterable
 
@@ -78,10 +79,20 @@ def _variants(secret: str) -> set[str]:
     as ``\\uXXXX`` or not), to two levels: a server's JSON reply quoting a JSON request body."""
     forms = {secret}
     if secret.isascii() and secret.isprintable() and '"' not in secret and "\\" not in secret:
-        return forms  # hex, base64, ids: JSON shows them as they are (and this runs per request)
+        # Hex, base64, ids: JSON shows them as they are (and this runs per request). A server may
+        # still show them URL-encoded (base64's "+/=") or in the other case (hex digests).
+        quoted = urllib.parse.quote(secret, safe="")
+        if quoted != secret:
+            forms.add(quoted)
+        if _HEX.fullmatch(secret):
+            forms |= {secret.lower(), secret.upper()}
+        return forms
     for _ in range(2):
         forms |= {json.dumps(f, ensure_ascii=a)[1:-1] for f in forms for a in (False, True)}
     return forms
+
+
+_HEX = re.compile(r"[0-9A-Fa-f]{16,}")
 
 
 class _Plan:
@@ -93,7 +104,12 @@ class _Plan:
         short = [v for v in ordered if len(v) < _TOKEN_ONLY_BELOW]
         self.short = (
             re.compile(
-                r"(?<![0-9A-Za-z])(?:" + "|".join(map(re.escape, short)) + r")(?![0-9A-Za-z])"
+                # A whole token: no letter or digit around it, unless that letter ends an escape
+                # (``\n``, ``\t``, ``\u7801``) of a JSON text, where the decoded text has a
+                # boundary.
+                r"(?:(?<![0-9A-Za-z])|(?<=\\[nrtbf])|(?<=\\u[0-9A-Fa-f]{4}))(?:"
+                + "|".join(map(re.escape, short))
+                + r")(?:(?![0-9A-Za-z])|(?=\\[nrtbfu\\\"]))"
             )
             if short
             else None

@@ -111,6 +111,9 @@ class BaseAPIClient(Generic[HttpxClientT]):
             policy = attrs.evolve(policy, max_retries=max_retries)
         self.retry = policy
         self._redact = redactor
+        # A password in the base URL is a credential too: httpx logs every request's URL.
+        if self._base_url.password:
+            redactor.add(self._base_url.password)
         self._owns_http = http_client is None
         self._http: HttpxClientT = http_client if http_client is not None else self._default_http()
 

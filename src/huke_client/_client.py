@@ -6,6 +6,7 @@ parsing and the pagination plan. The two public classes differ only in the lines
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -32,6 +33,7 @@ from _huke_k3_core import (
     dumps,
     mask,
     read_env,
+    safe_url,
     snippet,
     structure_lenient,
 )
@@ -105,6 +107,14 @@ def _window_ms(window: timedelta | None) -> int | None:
     if not isinstance(window, timedelta):
         raise TypeError(f"window must be a timedelta, not {type(window).__name__}")
     return window // _ONE_MS
+
+
+def _dumps_text(value: Any) -> str:
+    """Server data as text for a message: JSON (what the redactor's variants cover)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _items_of(data: Any, items_key: str | None) -> list[Any]:
@@ -282,7 +292,7 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(app_key={self.app_key!r}, app_secret={mask('')}, "
-            f"base_url={str(self.base_url)!r}, eid={self.eid!r})"
+            f"base_url={safe_url(self.base_url)!r}, eid={self.eid!r})"
         )
 
     # -- any endpoint ------------------------------------------------------------------------
@@ -312,8 +322,14 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
             )
         if code == _SUCCESS:
             return payload.get("data")
+        if isinstance(code, str):
+            # A text code is the server's text: it may quote the request like any message.
+            code = self._redact(code)
         raw_msg = payload.get("msg")
-        msg = self._redact("" if raw_msg is None else str(raw_msg))
+        # JSON, not str(): a Python repr escapes differently from what the redactor knows.
+        msg = self._redact(
+            "" if raw_msg is None else raw_msg if isinstance(raw_msg, str) else _dumps_text(raw_msg)
+        )
         error = HukeAPIError(
             f"{where} failed with Huke error {code}: {snippet(msg) or '(no msg)'}",
             code=code,

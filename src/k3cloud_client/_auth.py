@@ -50,6 +50,8 @@ Clock = Callable[[], float]
 #: ``LoginResultType`` values that mean the session is usable (-5: an activation prompt).
 LOGIN_SUCCESS = frozenset({1, -5})
 #: A login cookie this long is taken for a session token (and registered as a secret).
+#: Login cookies besides the session's registered from one reply, at most.
+_EXTRA_SESSION_COOKIES = 4
 _TOKEN_COOKIE_LENGTH = 16
 
 
@@ -448,12 +450,20 @@ class _SessionLogin(httpx.Auth):
         except ValueError:
             body = None
         body_session = body.get("KDSVCSessionId") if isinstance(body, Mapping) else None
+        session = cookies.get(SESSION_COOKIE)
+        others = [
+            value
+            for name, value in cookies.items()
+            if name != SESSION_COOKIE and len(value) >= _TOKEN_COOKIE_LENGTH
+        ]
         self.redactor.add_session(
-            cookies.get(SESSION_COOKIE),
-            body_session if isinstance(body_session, str) else None,
             # Other cookies (ASP.NET_SessionId...) when they look like tokens, not settings such
-            # as a language, which masking would garble every text with.
-            *(value for value in cookies.values() if len(value) >= _TOKEN_COOKIE_LENGTH),
+            # as a language, which masking would garble every text with; a few at most, and
+            # registered first, so that however many a reply sets, the session's own values
+            # are the newest in the bounded pool, never pushed out by them.
+            *others[:_EXTRA_SESSION_COOKIES],
+            session,
+            body_session if isinstance(body_session, str) else None,
         )
         text = self.redactor(snippet(response.text))
         if response.status_code >= 400:
@@ -472,8 +482,9 @@ class _SessionLogin(httpx.Auth):
             result_type = None
         if result_type not in LOGIN_SUCCESS:
             message = body.get("Message")
+            shown = message if isinstance(message, str) else json.dumps(message, ensure_ascii=False)
             raise LoginError(
-                self.redactor(snippet(str(message))) if message else "no message",
+                self.redactor(snippet(shown)) if message else "no message",
                 result_type=result_type,
                 service=self.service,
             )

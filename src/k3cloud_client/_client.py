@@ -31,6 +31,7 @@ from _huke_k3_core import (
     TimeoutTypes,
     WireFieldError,
     dumps,
+    safe_url,
     snippet,
 )
 
@@ -378,15 +379,23 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         (``raw`` included), ``FailedRow.message`` and the replies ``batch_save`` keeps in
         ``responses`` all come from these very objects."""
         errors = status.get("Errors")
-        if not isinstance(errors, list):
-            return
-        for position, entry in enumerate(errors):
-            if isinstance(entry, str):
-                errors[position] = self._redact(entry)
-            elif isinstance(entry, dict):
-                for key, value in entry.items():
-                    if isinstance(value, str) and value:
-                        entry[key] = self._redact(value)
+        if isinstance(errors, list):
+            errors[:] = [self._redact_deep(entry) for entry in errors]
+
+    def _redact_deep(self, value: Any, depth: int = 0) -> Any:
+        """``value`` with every string in it masked, however deeply nested, keys included."""
+        if isinstance(value, str):
+            return self._redact(value) if value else value
+        if depth > 32:  # deeper than any real reply: dropped, not searched
+            return "***"
+        if isinstance(value, dict):
+            return {
+                self._redact_deep(key, depth + 1): self._redact_deep(item, depth + 1)
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [self._redact_deep(item, depth + 1) for item in value]
+        return value
 
     def _failure(self, status: ResponseStatus, operation: str) -> Exception:
         error = api_error(
@@ -497,7 +506,7 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(server_url={str(self.base_url)!r}, acct_id={self.acct_id!r}, "
+            f"{type(self).__name__}(server_url={safe_url(self.base_url)!r}, acct_id={self.acct_id!r}, "
             f"user_name={self.user_name!r}, auth={self.auth!r})"
         )
 

@@ -32,7 +32,14 @@ def split_app_id(app_id: str) -> tuple[str, str]:
     """
     match = _APP_ID.fullmatch(app_id)
     if match is None:
-        shown = app_id if len(app_id) <= 12 else app_id[:12] + "…"
+        # Only what comes before the first "_" may be shown: what follows is (or, with the app
+        # secret pasted in its place, may be) secret.
+        head, sep, rest = app_id.partition("_")
+        shown = (head if len(head) <= 12 else head[:12] + "…") + (
+            f"_<{len(rest)} characters hidden>" if sep else ""
+        )
+        if not sep and len(app_id) >= 16:
+            shown = f"<{len(app_id)} characters hidden: is this the app secret?>"
         raise K3CloudConfigError(
             f"app_id must look like '<digits>_<32 base64 characters>' "
             f"(e.g. '204399_72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ'), got {shown!r} "
