@@ -50,7 +50,6 @@ from ._errors import (
 from ._models import SearchTradesRequest, TimeRange, Trade, TradePage, converter
 from ._pagination import (
     DEFAULT_MAX_RESTARTS,
-    LIST_KEYS,
     PagePlan,
     extract_page,
     has_next,
@@ -115,18 +114,6 @@ def _dumps_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         return repr(value)
-
-
-def _items_of(data: Any, items_key: str | None) -> list[Any]:
-    """The list of wire trades in a page's ``data`` (as found by ``extract_page``)."""
-    if isinstance(data, list):
-        return data
-    if isinstance(data, Mapping):
-        for key in (items_key,) if items_key is not None else LIST_KEYS:
-            value = data.get(key)
-            if isinstance(value, list):
-                return value
-    return []
 
 
 def _envelope_code(value: Any) -> int | str | None:
@@ -489,7 +476,10 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
             count=len(page.trades),
             page_size=spec.page_size,
             total=page.total,
-            items=_items_of(page.raw, spec.items_key),
+            # The page's own wire list (``extract_page`` already found it): plain dicts.
+            items=extract_page(
+                page.raw, where="", items_key=spec.items_key, null_is_empty=True
+            ).items,
         )
         if restart is None:
             return True

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeAlias
 import attrs
 
 from k3cloud_client import (
+    WHOLE_CALL_MSG_CODES,
     BatchSaveResult,
     Customer,
     K3CloudAPIError,
@@ -25,6 +26,7 @@ from k3cloud_client import (
     LoginError,
     PermissionDeniedError,
     RateLimitedError,
+    RetryPolicy,
     SessionLostError,
     filters,
 )
@@ -39,10 +41,9 @@ LOOKUP_CHUNK = 200
 LOOKUP_CHARS = 20_000
 #: A lookup the server refuses is split in halves at most this many times to isolate the culprit.
 _MAX_SPLITS = 8
-#: Confirming an uncertain save: pauses between lookups double from the first to the longest, for
-#: at least ``Run.confirm_for`` seconds (the rounds that takes, plus the doubling ones, at most).
-_CONFIRM_FIRST_PAUSE = 0.1
-_CONFIRM_MAX_PAUSE = 5.0
+#: Confirming an uncertain save: pauses between lookups double from 0.1 s to 5 s (no jitter: one
+#: run's own lookups), for at least ``Run.confirm_for`` seconds.
+_CONFIRM_PAUSES = RetryPolicy(initial_delay=0.1, max_delay=5.0, jitter=0)
 _CONFIRM_DOUBLING_ROUNDS = 8
 #: Seconds an uncertain save is given to land before it counts as not saved, unless told.
 DEFAULT_CONFIRM_FOR = 30.0
@@ -56,10 +57,6 @@ LOOKUP_PAGE = 2000
 #: Fields never sent in ``NeedUpDateFields``: the key, the number and the organisations, which
 #: K/3 Cloud fixes when the customer is created.
 _NOT_UPDATED = frozenset({"FCUSTID", "FNumber", "FCreateOrgId", "FUseOrgId"})
-
-#: MsgCodes of errors that concern a call as a whole: session lost (1), no permission (2),
-#: login/context problems (3, 5, 7), server busy or rate limited (13, 14, 15).
-WHOLE_CALL_MSG_CODES = frozenset({1, 2, 3, 5, 7, 13, 14, 15})
 
 OnExisting = Literal["skip", "update"]
 Id: TypeAlias = int | str
@@ -681,7 +678,9 @@ class Run:
         rounds = 0
         # Enough rounds for the pauses to add up to ``confirm_for``, however long: a bound on the
         # loop, never a cut of the window.
-        max_rounds = 2 + _CONFIRM_DOUBLING_ROUNDS + math.ceil(self.confirm_for / _CONFIRM_MAX_PAUSE)
+        max_rounds = (
+            2 + _CONFIRM_DOUBLING_ROUNDS + math.ceil(self.confirm_for / _CONFIRM_PAUSES.max_delay)
+        )
         while open_:
             keys = list(dict.fromkeys(self.items[p].key for p in open_))
             for key in keys:
@@ -716,8 +715,8 @@ class Run:
             open_ = still
             if not open_ or waited >= self.confirm_for or rounds >= max_rounds:
                 break
-            pause = min(_CONFIRM_FIRST_PAUSE * 2 ** (rounds - 1), _CONFIRM_MAX_PAUSE)
-            pause = min(pause, max(self.confirm_for - waited, 0.0)) or _CONFIRM_FIRST_PAUSE
+            pause = min(_CONFIRM_PAUSES.backoff(rounds - 1), max(self.confirm_for - waited, 0.0))
+            pause = pause or _CONFIRM_PAUSES.initial_delay
             yield [WaitOp(pause)]
             waited += pause
         retry: list[int] = []

@@ -18,6 +18,7 @@ from ._auth import AppSecretLogin, PasswordLogin, SignedHeaderAuth, SignLogin
 from ._batch import DEFAULT_CHUNK_SIZE
 from ._client import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, AsyncK3CloudClient, K3CloudClient
 from ._errors import (
+    WHOLE_CALL_MSG_CODES,
     BatchSaveError,
     DataNotFoundError,
     FieldNotFoundError,
@@ -54,6 +55,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_PAGES",
     "DEFAULT_PAGE_SIZE",
+    "WHOLE_CALL_MSG_CODES",
     "AppSecretLogin",
     "AsyncK3CloudClient",
     "BatchSaveError",

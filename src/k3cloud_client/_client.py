@@ -39,6 +39,7 @@ from ._auth import Clock, PasswordLogin, SignedHeaderAuth
 from ._batch import DEFAULT_CHUNK_SIZE, BatchPlan, Chunk, save_options, to_wire_model
 from ._config import settings_from_env, settings_from_ini
 from ._errors import (
+    WHOLE_CALL_MSG_CODES,
     K3CloudAuthenticationError,
     K3CloudConfigError,
     K3CloudConnectionError,
@@ -64,8 +65,6 @@ MAX_LIMIT = 10_000
 #: Default cap on the pages one ``iter_bill_query`` may fetch (a server ignoring ``StartRow``
 #: would otherwise page forever).
 DEFAULT_MAX_PAGES = 10_000
-#: MsgCodes that concern the call as a whole even when an error carries a ``DIndex``.
-_WHOLE_CALL_CODES = frozenset({1, 2, 3, 5, 7, 13, 14, 15})
 
 
 T = TypeVar("T")
@@ -429,7 +428,7 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         def parse(response: httpx.Response) -> tuple[Any, ResponseStatus]:
             body = self.decode_json(response)
             status = self._status(response, body, operation, row_models=False)
-            whole_call = status.msg_code in _WHOLE_CALL_CODES or not (
+            whole_call = status.msg_code in WHOLE_CALL_MSG_CODES or not (
                 status.success_count or any(e.d_index is not None for e in status.errors)
             )
             if not status.is_success and whole_call:

@@ -145,6 +145,11 @@ class RateLimitedError(K3CloudAPIError):
     """MsgCode 14: the call-rate limit was hit (retried with backoff before this is raised)."""
 
 
+#: MsgCodes of errors that concern a call as a whole even when an error carries a ``DIndex``:
+#: session lost (1), no permission (2), login/context problems (3, 5, 7), server busy or rate
+#: limited (13, 14, 15). Splitting such a call, or blaming one row, cannot help.
+WHOLE_CALL_MSG_CODES = frozenset({1, 2, 3, 5, 7, 13, 14, 15})
+
 _BY_MSG_CODE: dict[int, type[K3CloudAPIError]] = {
     1: SessionLostError,
     2: PermissionDeniedError,
