@@ -13,9 +13,11 @@ from ._errors import (
     safe_url,
     snippet,
 )
-from ._models import WireFieldError, WireModel, make_converter, structure_lenient, to_camel
+from ._models import Id, WireFieldError, WireModel, make_converter, structure_lenient, to_camel
 from ._redact import MASK, Redactor, mask
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, parse_retry_after
+from ._text import ELLIPSIS, one_line, short_repr, shorten, wire_text
+from ._time import split_range
 from ._transport import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
@@ -34,6 +36,7 @@ from ._transport import (
 __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
+    "ELLIPSIS",
     "MASK",
     "NOT_GIVEN",
     "RETRYABLE_STATUSES",
@@ -44,6 +47,7 @@ __all__ = [
     "ErrorTypes",
     "HTTPStatusError",
     "HttpxClientT",
+    "Id",
     "NotGiven",
     "Redactor",
     "RequestTimeoutError",
@@ -59,10 +63,15 @@ __all__ = [
     "dumps",
     "make_converter",
     "mask",
+    "one_line",
     "parse_retry_after",
     "read_env",
     "safe_url",
+    "short_repr",
+    "shorten",
     "snippet",
+    "split_range",
     "structure_lenient",
     "to_camel",
+    "wire_text",
 ]

@@ -5,16 +5,14 @@ from __future__ import annotations
 import httpx
 
 from ._retry import parse_retry_after
+from ._text import one_line
 
 SNIPPET_LIMIT = 300
 
 
 def snippet(text: str | bytes, limit: int = SNIPPET_LIMIT) -> str:
     """A short, single-line excerpt of a body, for error messages."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return one_line(text, limit)
 
 
 def safe_url(url: httpx.URL) -> str:

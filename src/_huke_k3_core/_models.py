@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import types
 import typing
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -17,8 +18,12 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from ._text import short_repr, wire_text
+
 _CAMEL_BOUNDARY = re.compile(r"_([a-z0-9])")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+#: An internal id as K/3 Cloud and Huke send it: a number or its text.
+Id = int | str
 M = TypeVar("M", bound="WireModel")
 
 
@@ -35,9 +40,7 @@ class WireFieldError(ValueError):
     """A wire field could not be turned into the declared attribute type."""
 
     def __init__(self, model: str, wire_key: str, value: Any, reason: str) -> None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:79] + "…"
-        super().__init__(f"{model}.{wire_key}: {reason} (received {shown})")
+        super().__init__(f"{model}.{wire_key}: {reason} (received {short_repr(value, 80)})")
         self.model = model
         self.wire_key = wire_key
         self.value = value
@@ -82,39 +85,65 @@ def _without_none(type_: Any) -> Any:
     return type_
 
 
+#: One declared field as the structure loop reads it: attribute name, wire key, type, the type a
+#: value may already have to pass unconverted, and the converter's hook for the type.
+_FieldPlan = tuple[str, str, Any, Any, Callable[[Any, Any], Any]]
+#: The field plan behind each structure hook the factory made, for ``structure_lenient``.
+_PLANS: weakref.WeakKeyDictionary[Callable[..., Any], list[_FieldPlan]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _field_plan(converter: cattrs.Converter, cls: type[WireModel]) -> list[_FieldPlan]:
+    attrs.resolve_types(cls)
+    plan = []
+    for field in attrs.fields(cls):
+        if field.name == "raw":
+            continue
+        type_ = _without_none(field.type)
+        # A value already of the declared scalar type needs no conversion: the common case,
+        # and the hot path of every page of every reply.
+        exact = type_ if type_ in _PASS_THROUGH else None
+        plan.append(
+            (field.name, wire_name(field), type_, exact, converter.get_structure_hook(type_))
+        )
+    return plan
+
+
+def _structure_fields(
+    cls: type[M], plan: list[_FieldPlan], data: Any, problems: list[WireFieldError] | None
+) -> M:
+    """The one field loop. ``problems=None`` is strict: the first field that cannot be converted
+    raises. With a list, such a field is left unset (its value stays in ``raw``) and its error is
+    appended instead."""
+    if type(data) is not dict and not isinstance(data, Mapping):
+        raise WireFieldError(cls.__name__, "<object>", data, "expected a JSON object")
+    kwargs: dict[str, Any] = {}
+    for name, key, type_, exact, hook in plan:
+        value = data.get(key)
+        if value is None:
+            continue
+        if type(value) is exact:
+            kwargs[name] = value
+            continue
+        try:
+            kwargs[name] = hook(value, type_)
+        except Exception as exc:  # re-raised or reported with where and what
+            error = WireFieldError(cls.__name__, key, value, str(exc) or type(exc).__name__)
+            if problems is None:
+                raise error from exc
+            problems.append(error)
+    return cls(**kwargs, raw=data)
+
+
 def _structure_factory(converter: cattrs.Converter) -> Callable[[type[Any]], Callable[..., Any]]:
     def factory(cls: type[WireModel]) -> Callable[[Any, Any], WireModel]:
-        attrs.resolve_types(cls)
-        plan = []
-        for field in attrs.fields(cls):
-            if field.name == "raw":
-                continue
-            type_ = _without_none(field.type)
-            # A value already of the declared scalar type needs no conversion: the common case,
-            # and the hot path of every page of every reply.
-            exact = type_ if type_ in _PASS_THROUGH else None
-            plan.append(
-                (field.name, wire_name(field), type_, exact, converter.get_structure_hook(type_))
-            )
-        model = cls.__name__
+        plan = _field_plan(converter, cls)
 
         def structure(data: Any, _: Any) -> WireModel:
-            if type(data) is not dict and not isinstance(data, Mapping):
-                raise WireFieldError(model, "<object>", data, "expected a JSON object")
-            kwargs: dict[str, Any] = {}
-            for name, key, type_, exact, hook in plan:
-                value = data.get(key)
-                if value is None:
-                    continue
-                if type(value) is exact:
-                    kwargs[name] = value
-                    continue
-                try:
-                    kwargs[name] = hook(value, type_)
-                except Exception as exc:  # re-raised with where and what
-                    raise WireFieldError(model, key, value, str(exc) or type(exc).__name__) from exc
-            return cls(**kwargs, raw=data)
+            return _structure_fields(cls, plan, data, None)
 
+        _PLANS[structure] = plan
         return structure
 
     return factory
@@ -165,24 +194,11 @@ def structure_lenient(
     For records where one odd field must not cost the whole batch: the caller decides what to do
     with the record and the problems (the wire value is never lost).
     """
-    try:
-        return converter.structure(data, cls), []
-    except WireFieldError:
-        pass
+    plan = _PLANS.get(converter.get_structure_hook(cls))
+    if plan is None:
+        plan = _field_plan(converter, cls)
     problems: list[WireFieldError] = []
-    kwargs: dict[str, Any] = {}
-    attrs.resolve_types(cls)
-    for field in attrs.fields(cls):
-        key = wire_name(field)
-        if field.name == "raw" or data.get(key) is None:
-            continue
-        try:
-            kwargs[field.name] = converter.get_structure_hook(field.type)(data[key], field.type)
-        except Exception as exc:  # reported, with the value, to the caller
-            problems.append(
-                WireFieldError(cls.__name__, key, data[key], str(exc) or type(exc).__name__)
-            )
-    return cls(**kwargs, raw=data), problems  # type: ignore[arg-type]
+    return _structure_fields(cls, plan, data, problems), problems
 
 
 def _is_wire_model(cls: Any) -> bool:
@@ -191,11 +207,10 @@ def _is_wire_model(cls: Any) -> bool:
 
 def _structure_text(value: Any, _: Any) -> str:
     """Text fields accept text and numbers (ids often arrive as either), nothing else."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    raise TypeError(f"expected text or a number, not {type(value).__name__}")
+    text = wire_text(value) if not isinstance(value, float) else str(value)
+    if text is None:
+        raise TypeError(f"expected text or a number, not {type(value).__name__}")
+    return text
 
 
 def make_converter() -> cattrs.Converter:
