@@ -15,7 +15,7 @@ from _harness import Table
 from _huke_k3_core import dumps
 from _serve import EPOCH_2024_MS, HUKE_APP_KEY, HUKE_APP_SECRET, FakeServer
 from bench_models import structure_page
-from huke_client import HukeAuth, HukeClient
+from huke_client import HukeAuth, HukeClient, SearchOptions
 from huke_client.testing import FakeHuke
 
 TARGET = 1.15
@@ -72,9 +72,7 @@ def _micro(fn: Callable[[], object], number: int) -> float:
 def _breakdown(client: HukeClient, http: httpx.Client, url: str, quick: bool) -> dict[str, float]:
     """Per-page cost of each step HukeClient adds, timed in this process on a real page."""
     number = 100 if quick else 1000
-    spec = client._spec(
-        page_size=PAGE_SIZE, source="2", time_type="1", dealer_list=(), items_key=None, extra={}
-    )
+    spec = SearchOptions(page_size=PAGE_SIZE)
     make_request, parse = client._search_call(spec, START_MS, END_MS, 2)
     request = make_request()
     trades = [dict(t.raw) for t in client.search_trades(start=START_MS, end=END_MS, page=2).trades]

@@ -39,7 +39,7 @@ TARGET = 1.3
 SPAN_MS = 72_000_000  # the scheme's 20 hours: one window of the bridge's default (1 day)
 PAGE_SIZE = 100  # the bridge's default and the fake's maximum
 BATCH_SIZE = 400  # the bridge's default
-LOOKUP_CHUNK = 200  # numbers per ExecuteBillQuery in the bridge (huke_k3_bridge._books)
+LOOKUP_CHUNK = 200  # numbers per ExecuteBillQuery in the bridge (huke_k3_bridge._ledger)
 CONCURRENCY = 8  # async_sync_customers' defaults
 FETCH_CONCURRENCY = 4
 SEED = 3
@@ -490,7 +490,7 @@ def run(quick: bool) -> list[Table]:
     )
     table.note(
         "Counts come from the simulators (requests per operation, searchTrades pages per time "
-        "range) and the bridge's structure (huke_k3_bridge._engine and ._books): the sync engine makes every "
+        "range) and the bridge's structure (huke_k3_bridge._engine and ._ledger): the sync engine makes every "
         "call in turn; the async one cuts the range into "
         f"{FETCH_CONCURRENCY} sub-windows fetched side by side, prepares (transforms and checks) "
         f"each page's trades as the page arrives, looks up each full chunk of {LOOKUP_CHUNK} new "

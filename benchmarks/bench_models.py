@@ -1,5 +1,5 @@
 """5. Models: structuring 100-trade pages with our cattrs converter, the way ``HukeClient`` does
-(``huke_client._client._trade_page``: the ``Trade`` structure hook, resolved once, called directly
+(``huke_client._pages.trade_page``: the ``Trade`` structure hook, resolved once, called directly
 per item), vs an equivalent pydantic v2 model. Report the ratio honestly."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from _huke_k3_core._models import WireFieldError
 from _profiling import top_functions
 from _serve import EPOCH_2024_MS
 from huke_client import Trade
-from huke_client._client import _structure_trade
 from huke_client._models import converter
+from huke_client._pages import _structure_trade
 from huke_client.testing import generate_trades
 
 PAGE = 100

@@ -28,9 +28,9 @@ from k3cloud_client import (
     Customer,
     K3CloudClient,
     ResponseStatus,
-    converter,
 )
 from k3cloud_client._batch import BatchPlan
+from k3cloud_client.models import converter
 from k3cloud_client.testing import TEST_ACCT_ID, TEST_APP_ID, TEST_APP_SECRET, TEST_USER_NAME
 
 FORM = "BD_Customer"
@@ -109,7 +109,7 @@ def _official(url: str, customers: list[Customer]) -> tuple[int, Timed]:
     with Timed() as timed:
         # The official SDK takes model dicts: building them is part of its work, as
         # unstructuring `Customer` objects is part of ours.
-        models = [customer.to_model() for customer in customers]
+        models = [customer.to_wire() for customer in customers]
         for start in range(0, len(models), CHUNK):
             reply = json.loads(sdk.BatchSave(FORM, {"Model": models[start : start + CHUNK]}))
             status = reply["Result"]["ResponseStatus"]
@@ -144,7 +144,7 @@ def _micro(fn: Callable[[], object], number: int = 20) -> float:
 def _breakdown(chunk: list[Customer]) -> dict[str, float]:
     """Per-call cost of each step, official SDK's and ours, on one 400-row chunk and its reply
     (milliseconds)."""
-    models = [customer.to_model() for customer in chunk]
+    models = [customer.to_wire() for customer in chunk]
     body = {"formid": FORM, "data": {"Model": models, "IsDeleteEntry": True}}
     status = {
         "IsSuccess": True,
@@ -164,11 +164,11 @@ def _breakdown(chunk: list[Customer]) -> dict[str, float]:
         plan.answered(plan.chunks[0], reply, converter.structure(status, ResponseStatus))
 
     return {
-        "both: 400 x `Customer.to_model()`": _micro(lambda: [c.to_model() for c in chunk]),
+        "both: 400 x `Customer.to_wire()`": _micro(lambda: [c.to_wire() for c in chunk]),
         "official: `json.dumps` of the body": _micro(lambda: json.dumps(body)),
         "ours: `dumps` of the body (compact, UTF-8)": _micro(lambda: dumps(body)),
         "both: `json.loads` of the reply": _micro(lambda: json.loads(reply)),
-        "ours: `BatchPlan` (to_model + a `Row` per customer)": _micro(
+        "ours: `BatchPlan` (to_wire + a `Row` per customer)": _micro(
             lambda: BatchPlan(
                 FORM, chunk, chunk_size=CHUNK, options={}, logger=logging.getLogger("bench")
             )
@@ -261,7 +261,7 @@ def run(quick: bool) -> list[Table]:
         f"{n:,} customers, chunk size {CHUNK} ({-(-n // CHUNK)} BatchSave calls), each run into a "
         "fresh `FakeK3Cloud` in a child process (so the server's CPU is not the client's); the "
         f"server held exactly {n:,} distinct customers after every run (checked). Best of "
-        f"{repeat}, interleaved. The official SDK gets model dicts built by `Customer.to_model()` "
+        f"{repeat}, interleaved. The official SDK gets model dicts built by `Customer.to_wire()` "
         "inside the timed run; ours gets the `Customer` objects (and unstructures them itself)."
     )
 

@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from importlib import metadata
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -31,6 +30,7 @@ from ._errors import (
 )
 from ._redact import Redactor
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy
+from ._version import __version__
 
 T = TypeVar("T")
 HttpxClientT = TypeVar("HttpxClientT", httpx.Client, httpx.AsyncClient)
@@ -50,14 +50,7 @@ class NotGiven:
 NOT_GIVEN = NotGiven()
 
 
-def _version() -> str:
-    try:
-        return metadata.version("huke-k3-bridge")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
-
-
-USER_AGENT = f"huke-k3-bridge/{_version()} httpx/{httpx.__version__}"
+USER_AGENT = f"huke-k3-bridge/{__version__} httpx/{httpx.__version__}"
 
 
 @attrs.frozen

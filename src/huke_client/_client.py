@@ -1,22 +1,20 @@
 """``HukeClient`` and ``AsyncHukeClient``.
 
-Both share ``_HukeCore``: building and signing bodies, time conversion, envelope checking, page
-parsing and the pagination plan. The two public classes differ only in the lines that do I/O.
+Both share ``_HukeCore``: what to send (a signed request per page, from ``SearchOptions``) and how
+to read each reply (the envelope, then the page). The two public classes differ only in the lines
+that do I/O.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-import attrs
 import httpx
-from typing_extensions import Self
+from typing_extensions import Self, Unpack
 
 from _huke_k3_core import (
     DEFAULT_TIMEOUT,
@@ -24,48 +22,39 @@ from _huke_k3_core import (
     BaseAPIClient,
     ErrorTypes,
     HttpxClientT,
-    RetryableResponse,
     RetryPolicy,
     SyncAPIClient,
     TimeoutTypes,
-    WireFieldError,
     check_url,
     dumps,
     mask,
     read_env,
     safe_url,
-    snippet,
-    structure_lenient,
 )
 
 from ._auth import HukeAuth
+from ._envelope import envelope_code, envelope_data
 from ._errors import (
-    HukeAPIError,
     HukeConfigError,
     HukeConnectionError,
     HukeHTTPError,
     HukeResponseError,
     HukeTimeoutError,
 )
-from ._models import SearchTradesRequest, TimeRange, Trade, TradePage, converter
-from ._pagination import (
-    DEFAULT_MAX_RESTARTS,
-    PagePlan,
-    extract_page,
-    has_next,
-    windows,
+from ._models import Trade, TradePage
+from ._options import (
+    PAGE_KEYS,
+    PageKwargs,
+    SearchKwargs,
+    SearchOptions,
+    search_body,
+    search_options,
 )
+from ._pages import extract_page, trade_page
+from ._plan import PagePlan, search_ranges
+from ._time import TimeLike, to_epoch_ms
 
-__all__ = [
-    "DEFAULT_BASE_URL",
-    "DEFAULT_MAX_PAGES",
-    "DEFAULT_MAX_RESTARTS",
-    "SEARCH_TRADES",
-    "AsyncHukeClient",
-    "HukeClient",
-    "TimeLike",
-    "to_epoch_ms",
-]
+__all__ = ["DEFAULT_BASE_URL", "SEARCH_TRADES", "AsyncHukeClient", "HukeClient"]
 
 logger = logging.getLogger("huke_client")
 
@@ -73,59 +62,9 @@ logger = logging.getLogger("huke_client")
 DEFAULT_BASE_URL = "https://huke.163.com/openapi"
 #: The path of the trade search, relative to the base URL.
 SEARCH_TRADES = "trade/searchTrades"
-#: Default cap on the pages one ``iter_trades`` / ``iter_trade_pages`` call may fetch.
-DEFAULT_MAX_PAGES = 100_000
-#: A point in time: a ``datetime`` (naive = local time) or Unix epoch milliseconds.
-TimeLike = datetime | int
 
-_SUCCESS = 200
-#: Resolved once: the converter's dispatch per trade shows up on every page.
-_structure_trade = converter.get_structure_hook(Trade)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_MS = timedelta(milliseconds=1)
-
-
-def to_epoch_ms(value: TimeLike, name: str = "time") -> int:
-    """Unix epoch milliseconds for a ``datetime`` (naive means local time, as
-    ``datetime.timestamp()`` assumes) or an ``int`` that already is epoch milliseconds."""
-    if isinstance(value, datetime):
-        aware = value if value.utcoffset() is not None else value.astimezone()
-        return (aware - _EPOCH) // _ONE_MS
-    if isinstance(value, int) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{name} must be epoch milliseconds >= 0, got {value}")
-        return value
-    raise TypeError(
-        f"{name} must be a datetime or epoch milliseconds (int), not {type(value).__name__}"
-    )
-
-
-def _window_ms(window: timedelta | None) -> int | None:
-    if window is None:
-        return None
-    if not isinstance(window, timedelta):
-        raise TypeError(f"window must be a timedelta, not {type(window).__name__}")
-    return window // _ONE_MS
-
-
-def _dumps_text(value: Any) -> str:
-    """Server data as text for a message: JSON (what the redactor's variants cover)."""
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _envelope_code(value: Any) -> int | str | None:
-    """The envelope ``code`` as an int when it is numeric; ``None`` when it is no code at all."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip():
-        text = value.strip()
-        return int(text) if text.lstrip("-").isdigit() else text
-    return None
+#: One page's call: the request to send (made afresh for each attempt) and its reader.
+_Call = tuple[Callable[[], httpx.Request], Callable[[httpx.Response], TradePage]]
 
 
 def _check_settings(
@@ -156,18 +95,6 @@ def _check_settings(
         raise HukeConfigError(
             f"null_first_page_is_empty must be True or False, got {null_first_page_is_empty!r}"
         )
-
-
-@attrs.frozen
-class _SearchSpec:
-    """What stays the same across the pages of one search."""
-
-    page_size: int
-    source: str
-    time_type: str
-    dealer_list: tuple[str, ...]
-    items_key: str | None
-    extra: Mapping[str, Any]
 
 
 async def _trades_of(pages: AsyncIterator[TradePage]) -> AsyncIterator[Trade]:
@@ -206,7 +133,7 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         _check_settings(app_key, app_secret, eid, retry_codes, clock, null_first_page_is_empty)
         #: Signs every request (each attempt afresh).
         self.auth = HukeAuth(app_key, app_secret, eid=eid, clock=clock)
-        codes = {c: _envelope_code(c) for c in retry_codes}
+        codes = {c: envelope_code(c) for c in retry_codes}
         bad = [c for c, code in codes.items() if code is None]
         if bad:
             raise HukeConfigError(f"retry_codes must be envelope codes (int or str), got {bad!r}")
@@ -297,97 +224,63 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
 
     def _unwrap(self, response: httpx.Response) -> Any:
         """The envelope's ``data``; ``HukeAPIError`` (or a retry) for any other ``code``."""
-        payload = self.decode_json(response)
-        where = response.request.url.path
-        code = _envelope_code(payload.get("code")) if isinstance(payload, dict) else None
-        if code is None:
-            body = self._redact(snippet(response.text))
-            raise HukeResponseError(
-                f"{where} answered JSON that is not the Huke envelope "
-                f'{{"code", "msg", "data"}}: {body}',
-                body=body,
-            )
-        if code == _SUCCESS:
-            return payload.get("data")
-        if isinstance(code, str):
-            # A text code is the server's text: it may quote the request like any message.
-            code = self._redact(code)
-        raw_msg = payload.get("msg")
-        # JSON, not str(): a Python repr escapes differently from what the redactor knows.
-        msg = self._redact(
-            "" if raw_msg is None else raw_msg if isinstance(raw_msg, str) else _dumps_text(raw_msg)
+        return envelope_data(
+            self.decode_json(response), response, redact=self._redact, retry_codes=self.retry_codes
         )
-        error = HukeAPIError(
-            f"{where} failed with Huke error {code}: {snippet(msg) or '(no msg)'}",
-            code=code,
-            msg=msg,
-            data=payload.get("data"),
-            path=where,
-        )
-        if code in self.retry_codes:
-            raise RetryableResponse(error)
-        raise error
 
     # -- trade/searchTrades ------------------------------------------------------------------
 
-    def _spec(
+    def _page_call(
         self,
-        *,
-        page_size: int,
-        source: str,
-        time_type: str,
-        dealer_list: Iterable[str],
-        items_key: str | None,
-        extra: Mapping[str, Any],
-    ) -> _SearchSpec:
-        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
-            raise ValueError(f"page_size must be an int >= 1, got {page_size!r}")
-        if isinstance(dealer_list, str):
-            raise TypeError("dealer_list must be a collection of ids, not one string")
-        spec = _SearchSpec(
-            page_size=page_size,
-            source=str(source),
-            time_type=str(time_type),
-            dealer_list=tuple(str(d) for d in dealer_list),
-            items_key=items_key,
-            extra=dict(extra),
-        )
-        clash = sorted(set(spec.extra) & {"source", "dealerList", "timeRanges"})
-        if clash:
-            raise ValueError(
-                f"extra field(s) {', '.join(clash)} would replace what search_trades builds; "
-                "use its keyword arguments (source=, dealer_list=, start=/end=/page=) instead"
-            )
-        return spec
+        start: TimeLike,
+        end: TimeLike,
+        page: int,
+        options: SearchOptions | None,
+        search: Mapping[str, Any],
+    ) -> _Call:
+        """``search_trades``: one page's request and reader."""
+        found = search_options(search, options, keys=PAGE_KEYS)
+        return self._search_call(found, to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), page)
 
-    def _search_call(
-        self, spec: _SearchSpec, start_ms: int, end_ms: int, page: int
-    ) -> tuple[Callable[[], httpx.Request], Callable[[httpx.Response], TradePage]]:
+    def _search(
+        self,
+        start: TimeLike,
+        end: TimeLike,
+        options: SearchOptions | None,
+        search: Mapping[str, Any],
+    ) -> tuple[SearchOptions, PagePlan]:
+        """``iter_trade_pages``: the options and the plan, every argument checked now (not on
+        the first page)."""
+        found = search_options(search, options)
+        ranges = search_ranges(
+            to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), found.window_ms
+        )
+        return found, PagePlan(ranges, max_pages=found.max_pages, max_restarts=found.max_restarts)
+
+    def _search_call(self, options: SearchOptions, start_ms: int, end_ms: int, page: int) -> _Call:
         if isinstance(page, bool) or not isinstance(page, int) or page < 1:
             raise ValueError(f"page must be an int >= 1 (pages count from 1), got {page!r}")
         if start_ms > end_ms:
             raise ValueError(f"start ({start_ms}) is after end ({end_ms})")
-        request = SearchTradesRequest(
-            source=spec.source,
-            dealer_list=spec.dealer_list,
-            time_ranges=(
-                TimeRange(
-                    time_type=spec.time_type,
-                    start_time=str(start_ms),
-                    end_time=str(end_ms),
-                    page=str(page),
-                    page_size=str(spec.page_size),
-                ),
-            ),
-        )
-        make_request, unwrap = self._prepare(SEARCH_TRADES, {**request.to_wire(), **spec.extra})
+        body = search_body(options, start_ms, end_ms, page)
+        make_request, unwrap = self._prepare(SEARCH_TRADES, body)
 
         def parse(response: httpx.Response) -> TradePage:
             data = unwrap(response)
-            # The body is quoted only where data is missing: decoding it costs on every page.
-            reply = response.text if data is None else None
-            result = self._trade_page(
-                data, spec, page, where=response.request.url.path, reply=reply
+            result = trade_page(
+                data,
+                page=page,
+                page_size=options.page_size,
+                items_key=options.items_key,
+                # A null ``data`` is a lost page (a transient error, retried, then raised). Only
+                # on page 1, and only when the caller says its Huke answers an empty window so,
+                # is it an empty page: there no page or total has promised a trade yet. From
+                # page 2 on the previous page was full, so trades were promised.
+                null_is_empty=page == 1 and self.null_first_page_is_empty,
+                where=response.request.url.path,
+                redact=self._redact,
+                # The body is quoted only where data is missing: decoding it costs on every page.
+                reply=response.text if data is None else None,
             )
             self._logger.debug(
                 "%s [%d, %d] page %d: %d trades (total %s)",
@@ -402,83 +295,16 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
 
         return make_request, parse
 
-    def _trade_page(
-        self, data: Any, spec: _SearchSpec, page: int, *, where: str, reply: str | None = None
-    ) -> TradePage:
-        # A null ``data`` is a lost page (a transient error, retried, then raised). Only on page 1,
-        # and only when the caller says its Huke answers an empty window so, is it an empty page:
-        # there no page or total has promised a trade yet. From page 2 on the previous page was
-        # full, so trades were promised and a null is always a page lost.
-        found = extract_page(
-            data,
-            where=where,
-            items_key=spec.items_key,
-            redact=self._redact,
-            null_is_empty=page == 1 and self.null_first_page_is_empty,
-            reply=reply,
-        )
-        structure = _structure_trade
-        trades: list[Trade] = []
-        for index, item in enumerate(found.items):
-            try:
-                trades.append(structure(item, Trade))
-                continue
-            except WireFieldError:
-                pass
-            if not isinstance(item, Mapping):
-                body = self._redact(snippet(dumps(item)))
-                raise HukeResponseError(
-                    f"{where}: trade #{index} of page {page} is not a JSON object: {body}",
-                    body=body,
-                )
-            # One odd field must not cost the page (and every page after it): the trade is kept
-            # whole in ``raw``, its unreadable declared fields left unset, for the caller to judge.
-            trade, problems = structure_lenient(converter, item, Trade)
-            for problem in problems:
-                self._logger.warning(
-                    "%s page %d trade #%d: %s; left unset, kept in trade.raw",
-                    where,
-                    page,
-                    index,
-                    self._redact(str(problem)),
-                )
-            trades.append(trade)
-        # Assumes the earlier pages were full: a single call cannot know better.
-        seen = (page - 1) * spec.page_size + len(trades)
-        more = has_next(count=len(trades), page_size=spec.page_size, total=found.total, seen=seen)
-        return TradePage(
-            trades=trades,
-            page=page,
-            page_size=spec.page_size,
-            total=found.total,
-            has_next=more,
-            raw=data,
-        )
-
-    def _plan(
-        self,
-        start: TimeLike,
-        end: TimeLike,
-        window: timedelta | None,
-        max_pages: int,
-        max_restarts: int,
-    ) -> PagePlan:
-        return PagePlan(
-            windows(to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), _window_ms(window)),
-            max_pages=max_pages,
-            max_restarts=max_restarts,
-        )
-
-    def _record(self, plan: PagePlan, spec: _SearchSpec, page: TradePage) -> bool:
+    def _record(self, plan: PagePlan, options: SearchOptions, page: TradePage) -> bool:
         """Tell ``plan`` about ``page``; whether to yield it. A page that shows its window's
         listing inconsistent is not: the window is read again whole, this page included."""
         restart = plan.record(
             count=len(page.trades),
-            page_size=spec.page_size,
+            page_size=options.page_size,
             total=page.total,
-            # The page's own wire list (``extract_page`` already found it): plain dicts.
+            # The page's own wire list (``trade_page`` already found it): plain dicts.
             items=extract_page(
-                page.raw, where="", items_key=spec.items_key, null_is_empty=True
+                page.raw, where="", items_key=options.items_key, null_is_empty=True
             ).items,
         )
         if restart is None:
@@ -505,8 +331,7 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         """POST ``body`` (default ``{}``) to ``{base_url}/{path}``, signed; return the envelope's
         ``data``. Pass ``idempotent=True`` for reads, so that server errors and lost replies are
         retried too (a write is retried only when it surely was not carried out)."""
-        make_request, parse = self._prepare(path, body)
-        return self._send(make_request, parse, auth=self.auth, idempotent=idempotent)
+        return self._send(*self._prepare(path, body), auth=self.auth, idempotent=idempotent)
 
     def search_trades(
         self,
@@ -514,45 +339,27 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         start: TimeLike,
         end: TimeLike,
         page: int = 1,
-        page_size: int = 100,
-        source: str = "2",
-        time_type: str = "1",
-        dealer_list: Iterable[str] = (),
-        items_key: str | None = None,
-        **extra: Any,
+        options: SearchOptions | None = None,
+        **search: Unpack[PageKwargs],
     ) -> TradePage:
         """One page of ``trade/searchTrades`` for trades whose ``time_type`` time is in
-        ``[start, end]``. ``extra`` adds top-level wire fields to the body as given."""
-        spec = self._spec(
-            page_size=page_size,
-            source=source,
-            time_type=time_type,
-            dealer_list=dealer_list,
-            items_key=items_key,
-            extra=extra,
-        )
-        call = self._search_call(spec, to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), page)
-        return self._send(*call, auth=self.auth)
+        ``[start, end]``. Takes the page options of ``SearchOptions`` (``page_size``, ``source``,
+        ``time_type``, ``dealer_list``, ``items_key``, ``extra``); any other keyword adds a
+        top-level wire field to the body as given."""
+        return self._send(*self._page_call(start, end, page, options, search), auth=self.auth)
 
     def iter_trade_pages(
         self,
         *,
         start: TimeLike,
         end: TimeLike,
-        window: timedelta | None = None,
-        page_size: int = 100,
-        source: str = "2",
-        time_type: str = "1",
-        dealer_list: Iterable[str] = (),
-        items_key: str | None = None,
-        max_pages: int = DEFAULT_MAX_PAGES,
-        max_restarts: int = DEFAULT_MAX_RESTARTS,
-        **extra: Any,
+        options: SearchOptions | None = None,
+        **search: Unpack[SearchKwargs],
     ) -> Iterator[TradePage]:
         """Every page of the search, window by window (``window`` splits ``[start, end]`` into
         consecutive ranges at millisecond granularity), page by page, until each window's
-        listing ends consistently. Raises ``HukePageLimitError`` rather than fetch more than
-        ``max_pages`` pages.
+        listing ends consistently. Takes every ``SearchOptions`` field as a keyword argument.
+        Raises ``HukePageLimitError`` rather than fetch more than ``max_pages`` pages.
 
         A window ends only on a page shorter than the page size (a full page always asks for
         the next) and, when the replies carry a total, once the trades delivered reach it. A
@@ -576,30 +383,15 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         shift, a page cut short, or a server that caps the page size below ``page_size`` cannot
         be seen; nor, with a total, can an insertion and a removal between the same two pages,
         which leave the total as it was."""
-        spec = self._spec(
-            page_size=page_size,
-            source=source,
-            time_type=time_type,
-            dealer_list=dealer_list,
-            items_key=items_key,
-            extra=extra,
-        )
-        return self._pages(spec, self._plan(start, end, window, max_pages, max_restarts))
+        return self._pages(*self._search(start, end, options, search))
 
     def iter_trades(
         self,
         *,
         start: TimeLike,
         end: TimeLike,
-        window: timedelta | None = None,
-        page_size: int = 100,
-        source: str = "2",
-        time_type: str = "1",
-        dealer_list: Iterable[str] = (),
-        items_key: str | None = None,
-        max_pages: int = DEFAULT_MAX_PAGES,
-        max_restarts: int = DEFAULT_MAX_RESTARTS,
-        **extra: Any,
+        options: SearchOptions | None = None,
+        **search: Unpack[SearchKwargs],
     ) -> Iterator[Trade]:
         """Every trade of every page of ``iter_trade_pages`` (same arguments), in order.
 
@@ -607,25 +399,13 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         repeat — dedupe by your own key (e.g. ``tid``); huke_k3_bridge does. See
         ``iter_trade_pages`` for when a window ends, what is seen (most of it only with a total
         in the replies) and ``max_restarts``."""
-        pages = self.iter_trade_pages(
-            start=start,
-            end=end,
-            window=window,
-            page_size=page_size,
-            source=source,
-            time_type=time_type,
-            dealer_list=dealer_list,
-            items_key=items_key,
-            max_pages=max_pages,
-            max_restarts=max_restarts,
-            **extra,
-        )
+        pages = self._pages(*self._search(start, end, options, search))
         return (trade for page in pages for trade in page.trades)
 
-    def _pages(self, spec: _SearchSpec, plan: PagePlan) -> Iterator[TradePage]:
+    def _pages(self, options: SearchOptions, plan: PagePlan) -> Iterator[TradePage]:
         while (call := plan.next_call()) is not None:
-            page = self._send(*self._search_call(spec, *call), auth=self.auth)
-            if self._record(plan, spec, page):
+            page = self._send(*self._search_call(options, *call), auth=self.auth)
+            if self._record(plan, options, page):
                 yield page
 
 
@@ -641,9 +421,8 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
     async def request(
         self, path: str, body: Mapping[str, Any] | None = None, *, idempotent: bool = False
     ) -> Any:
-        """See ``HukeClient.request``."""
-        make_request, parse = self._prepare(path, body)
-        return await self._send(make_request, parse, auth=self.auth, idempotent=idempotent)
+        """Async twin of ``HukeClient.request``."""
+        return await self._send(*self._prepare(path, body), auth=self.auth, idempotent=idempotent)
 
     async def search_trades(
         self,
@@ -651,92 +430,37 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
         start: TimeLike,
         end: TimeLike,
         page: int = 1,
-        page_size: int = 100,
-        source: str = "2",
-        time_type: str = "1",
-        dealer_list: Iterable[str] = (),
-        items_key: str | None = None,
-        **extra: Any,
+        options: SearchOptions | None = None,
+        **search: Unpack[PageKwargs],
     ) -> TradePage:
-        """See ``HukeClient.search_trades``."""
-        spec = self._spec(
-            page_size=page_size,
-            source=source,
-            time_type=time_type,
-            dealer_list=dealer_list,
-            items_key=items_key,
-            extra=extra,
-        )
-        call = self._search_call(spec, to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), page)
+        """Async twin of ``HukeClient.search_trades``."""
+        call = self._page_call(start, end, page, options, search)
         return await self._send(*call, auth=self.auth)
-
-    def iter_trade_pages(
-        self,
-        *,
-        start: TimeLike,
-        end: TimeLike,
-        window: timedelta | None = None,
-        page_size: int = 100,
-        source: str = "2",
-        time_type: str = "1",
-        dealer_list: Iterable[str] = (),
-        items_key: str | None = None,
-        max_pages: int = DEFAULT_MAX_PAGES,
-        max_restarts: int = DEFAULT_MAX_RESTARTS,
-        **extra: Any,
-    ) -> AsyncIterator[TradePage]:
-        """See ``HukeClient.iter_trade_pages``; use with ``async for``.
-
-        A window whose listing was inconsistent while it was read is read again; its trades may
-        repeat — dedupe by your own key; huke_k3_bridge does. After ``max_restarts`` restarts of
-        one window, ``HukeConsistencyError``. Without a total in the replies only page sizes are
-        judged."""
-        spec = self._spec(
-            page_size=page_size,
-            source=source,
-            time_type=time_type,
-            dealer_list=dealer_list,
-            items_key=items_key,
-            extra=extra,
-        )
-        return self._pages(spec, self._plan(start, end, window, max_pages, max_restarts))
 
     def iter_trades(
         self,
         *,
         start: TimeLike,
         end: TimeLike,
-        window: timedelta | None = None,
-        page_size: int = 100,
-        source: str = "2",
-        time_type: str = "1",
-        dealer_list: Iterable[str] = (),
-        items_key: str | None = None,
-        max_pages: int = DEFAULT_MAX_PAGES,
-        max_restarts: int = DEFAULT_MAX_RESTARTS,
-        **extra: Any,
+        options: SearchOptions | None = None,
+        **search: Unpack[SearchKwargs],
     ) -> AsyncIterator[Trade]:
-        """See ``HukeClient.iter_trades``; use with ``async for``.
+        """Async twin of ``HukeClient.iter_trades``: use with ``async for``."""
+        return _trades_of(self._pages(*self._search(start, end, options, search)))
 
-        A window whose listing was inconsistent while it was read is read again; its trades may
-        repeat — dedupe by your own key; huke_k3_bridge does."""
-        pages = self.iter_trade_pages(
-            start=start,
-            end=end,
-            window=window,
-            page_size=page_size,
-            source=source,
-            time_type=time_type,
-            dealer_list=dealer_list,
-            items_key=items_key,
-            max_pages=max_pages,
-            max_restarts=max_restarts,
-            **extra,
-        )
-        return _trades_of(pages)
+    def iter_trade_pages(
+        self,
+        *,
+        start: TimeLike,
+        end: TimeLike,
+        options: SearchOptions | None = None,
+        **search: Unpack[SearchKwargs],
+    ) -> AsyncIterator[TradePage]:
+        """Async twin of ``HukeClient.iter_trade_pages``: use with ``async for``."""
+        return self._pages(*self._search(start, end, options, search))
 
-    async def _pages(self, spec: _SearchSpec, plan: PagePlan) -> AsyncIterator[TradePage]:
+    async def _pages(self, options: SearchOptions, plan: PagePlan) -> AsyncIterator[TradePage]:
         while (call := plan.next_call()) is not None:
-            page = await self._send(*self._search_call(spec, *call), auth=self.auth)
-            if self._record(plan, spec, page):
+            page = await self._send(*self._search_call(options, *call), auth=self.auth)
+            if self._record(plan, options, page):
                 yield page

@@ -12,18 +12,6 @@ from _huke_k3_core import (
     SDKError,
 )
 
-__all__ = [
-    "HukeAPIError",
-    "HukeConfigError",
-    "HukeConnectionError",
-    "HukeConsistencyError",
-    "HukeError",
-    "HukeHTTPError",
-    "HukePageLimitError",
-    "HukeResponseError",
-    "HukeTimeoutError",
-]
-
 
 class HukeError(SDKError):
     """Base of every error raised by ``huke_client``."""

@@ -7,14 +7,17 @@
 ...     report = sync_customers(huke, k3, state=FileState("huke-k3.json"))
 ...     print(report)
 
+A run's options are keywords (``batch_size=100``) or one ``SyncOptions`` object
+(``options=SyncOptions(batch_size=100)``), the same either way.
+
 The default transform is the integration scheme's mapping (``trade_to_customer``);
 ``CustomerTransform`` makes every part of it configurable, ``CustomerTransform.from_template``
 reads a table like the scheme's (``SCHEME``). ``huke-k3 demo`` shows it all on simulators.
 """
 
-from ._books import OnExisting
 from ._engine import async_sync_customers, sync_customers
 from ._errors import AccountingError, BridgeError, StateError, StateLockedError
+from ._options import AsyncSyncKeywords, OnExisting, SyncKeywords, SyncOptions
 from ._progress import ProgressArg, ProgressCallback, ProgressEvent
 from ._report import STATUSES, OutcomeStatus, SyncReport, TradeOutcome
 from ._state import DEFAULT_OVERLAP, FileState, State
@@ -47,6 +50,7 @@ __all__ = [
     "SCHEME_COLLECTION",
     "STATUSES",
     "AccountingError",
+    "AsyncSyncKeywords",
     "BridgeError",
     "CustomerStep",
     "CustomerTransform",
@@ -63,6 +67,8 @@ __all__ = [
     "State",
     "StateError",
     "StateLockedError",
+    "SyncKeywords",
+    "SyncOptions",
     "SyncReport",
     "Template",
     "TemplateError",

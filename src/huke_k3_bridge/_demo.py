@@ -11,6 +11,7 @@ import time
 from typing import Any, TextIO
 
 import anyio
+from typing_extensions import TypedDict
 
 from huke_client import AsyncHukeClient, HukeClient
 from huke_client.testing import FakeHuke, fake_trade, generate_trades
@@ -18,6 +19,7 @@ from k3cloud_client import AsyncK3CloudClient, Customer, K3CloudClient
 from k3cloud_client.testing import FakeK3Cloud
 
 from ._engine import async_sync_customers, sync_customers
+from ._options import SyncOptions
 from ._progress import ProgressArg
 from ._report import SyncReport
 from ._transform import CustomerTransform
@@ -26,10 +28,21 @@ from ._transform import CustomerTransform
 # of Kingdee's own SDK documentation. Neither opens anything real.
 _HUKE_KEY = "demo-app-key-0001"
 _HUKE_SECRET = "demo-app-secret-0001"
-_K3_ACCT = "5db25ac8d2b819"
-_K3_USER = "webapi"
-_K3_APP_ID = "204399_72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ"
-_K3_APP_SECRET = "fb7d46647ac346dbb5fcd45b65512a45"
+
+
+class _K3Login(TypedDict):
+    acct_id: str
+    user_name: str
+    app_id: str
+    app_secret: str
+
+
+_K3_CREDENTIALS: _K3Login = {
+    "acct_id": "5db25ac8d2b819",
+    "user_name": "webapi",
+    "app_id": "204399_72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ",
+    "app_secret": "fb7d46647ac346dbb5fcd45b65512a45",
+}
 _HOUR_MS = 3_600_000
 
 
@@ -89,33 +102,22 @@ def _run_sync(
     use_async: bool,
     progress: ProgressArg,
 ) -> SyncReport:
+    options = SyncOptions(transform=transform, progress=progress)
     if use_async:
 
         async def run() -> SyncReport:
             async with (
                 AsyncHukeClient(_HUKE_KEY, _HUKE_SECRET, base_url=huke_url) as huke,
-                AsyncK3CloudClient(
-                    k3_url,
-                    acct_id=_K3_ACCT,
-                    user_name=_K3_USER,
-                    app_id=_K3_APP_ID,
-                    app_secret=_K3_APP_SECRET,
-                ) as k3,
+                AsyncK3CloudClient(k3_url, **_K3_CREDENTIALS) as k3,
             ):
-                return await async_sync_customers(huke, k3, transform=transform, progress=progress)
+                return await async_sync_customers(huke, k3, options=options)
 
         return anyio.run(run)
     with (
         HukeClient(_HUKE_KEY, _HUKE_SECRET, base_url=huke_url) as huke,
-        K3CloudClient(
-            k3_url,
-            acct_id=_K3_ACCT,
-            user_name=_K3_USER,
-            app_id=_K3_APP_ID,
-            app_secret=_K3_APP_SECRET,
-        ) as k3,
+        K3CloudClient(k3_url, **_K3_CREDENTIALS) as k3,
     ):
-        return sync_customers(huke, k3, transform=transform, progress=progress)
+        return sync_customers(huke, k3, options=options)
 
 
 def run_demo(
@@ -135,10 +137,8 @@ def run_demo(
     # The scheme's FDescription: "find 唯一ID in collection dd359ae0-… where cid = buyerCid".
     transform = CustomerTransform(description=unique_id_collection(items))
     fake_huke = FakeHuke(_HUKE_KEY, _HUKE_SECRET, trades=items)
-    fake_k3 = FakeK3Cloud(
-        acct_id=_K3_ACCT, user_name=_K3_USER, app_id=_K3_APP_ID, app_secret=_K3_APP_SECRET
-    )
-    fake_k3.seed("BD_Customer", [existing.to_model()])
+    fake_k3 = FakeK3Cloud(**_K3_CREDENTIALS)
+    fake_k3.seed("BD_Customer", [existing.to_wire()])
     distinct = len({t["buyerCid"] for t in items if "buyerCid" in t})
     engine = "async_sync_customers" if use_async else "sync_customers"
     print(

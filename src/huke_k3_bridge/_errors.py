@@ -1,9 +1,12 @@
-"""The bridge's own errors (the clients raise theirs: ``HukeError``, ``K3CloudError``)."""
+"""The bridge's own errors (the clients raise theirs: ``HukeError``, ``K3CloudError``), and how
+any error is told in a report."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+
+from _huke_k3_core import one_line
 
 
 class BridgeError(Exception):
@@ -49,3 +52,9 @@ class AccountingError(BridgeError, RuntimeError):
 
     Raised by the run's self-check; it means a bug in the bridge, never bad data.
     """
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as one line of a report: its type, and its message cut to 500 characters."""
+    text = one_line(str(exc), 500)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

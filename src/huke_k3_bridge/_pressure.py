@@ -34,7 +34,7 @@ from k3cloud_client import (
     SavedRow,
 )
 
-from ._books import LookupOp, Op, SaveOp
+from ._operations import ExistenceQuery, Operation, SaveBatch
 
 logger = logging.getLogger("huke_k3_bridge")
 
@@ -94,12 +94,12 @@ def _retry_after(result: Any) -> float | None:
     return result.retry_after if isinstance(result, K3CloudHTTPError) else None
 
 
-def _resend(op: Op, result: Any) -> tuple[Op, Callable[[Any], Any]] | None:
+def _resend(op: Operation, result: Any) -> tuple[Operation, Callable[[Any], Any]] | None:
     """What of ``op`` to send again after ``result``, and how to fold that call's result into
     this one; None when nothing was turned away for the rate limit."""
     if _limited_error(result):
         return op, lambda again: again
-    if not isinstance(result, BatchSaveResult) or not isinstance(op, SaveOp):
+    if not isinstance(result, BatchSaveResult) or not isinstance(op, SaveBatch):
         return None
     turned_away = sorted({r.index for r in _limited_rows(result)})
     turned_away = [i for i in turned_away if 0 <= i < len(op.positions)]
@@ -123,7 +123,7 @@ def _fold(result: BatchSaveResult, sent: list[int], again: Any) -> BatchSaveResu
     failed = [row for row in result.failed if row.index not in resent]
     responses = list(result.responses)
     if isinstance(again, BaseException):
-        # As the books read an exception: the rows may be saved if the call may have got there.
+        # As the ledger reads an exception: the rows may be saved if the call may have got there.
         uncertain = bool(getattr(again, "reached_server", False))
         msg_code = again.msg_code if isinstance(again, K3CloudAPIError) else None
         failed += [
@@ -161,7 +161,7 @@ class _Retrying:
 
     def __init__(
         self,
-        op: Op,
+        op: Operation,
         retry: RateLimitRetry,
         clock: Callable[[], float],
         rand: Callable[[], float],
@@ -193,8 +193,8 @@ class _Retrying:
 
 
 def call_with_backoff(
-    op: Op,
-    execute: Callable[[Op], Any],
+    op: Operation,
+    execute: Callable[[Operation], Any],
     *,
     retry: RateLimitRetry | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -213,8 +213,8 @@ def call_with_backoff(
 
 
 async def acall_with_backoff(
-    op: Op,
-    execute: Callable[[Op], Awaitable[Any]],
+    op: Operation,
+    execute: Callable[[Operation], Awaitable[Any]],
     limiter: AdaptiveLimiter,
     *,
     retry: RateLimitRetry | None = None,
@@ -224,8 +224,8 @@ async def acall_with_backoff(
 ) -> Any:
     """:func:`call_with_backoff` for the async engine, each send within ``limiter`` (which
     learns from its outcome). The wait between sends holds no slot; an operation that is no K/3
-    Cloud call (the books' pauses) takes none either."""
-    if not isinstance(op, LookupOp | SaveOp):
+    Cloud call (the ledger's pauses) takes none either."""
+    if not isinstance(op, ExistenceQuery | SaveBatch):
         return await execute(op)
     retrying = _Retrying(op, retry or ENGINE_RETRY, clock, rand)
     key = type(op).__name__

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 import attrs
 
+from _huke_k3_core import one_line
+
 from ._errors import AccountingError
 
 OutcomeStatus = Literal["created", "updated", "existed", "skipped", "uncertain", "failed", "merged"]
@@ -29,11 +31,8 @@ _LISTED = 20  # outcomes listed by name in str(); the rest are counted
 _HTML_ROWS = 200
 
 
-def _clip(text: str | None, limit: int = 160) -> str:
-    if text is None:
-        return ""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+#: How much of a reason or a note one line of ``str(report)`` shows.
+_LINE = 160
 
 
 def _when(moment: datetime | None) -> str:
@@ -85,11 +84,11 @@ class TradeOutcome:
         """How the trade is named in messages: id, buyerCid and position."""
         parts = []
         if self.trade_id is not None:
-            parts.append(f"trade {_clip(self.trade_id, 40)}")
+            parts.append(f"trade {one_line(self.trade_id, 40)}")
         else:
             parts.append("trade")
         if self.buyer_cid is not None:
-            parts.append(f"buyerCid {_clip(self.buyer_cid, 40)!r}")
+            parts.append(f"buyerCid {one_line(self.buyer_cid, 40)!r}")
         parts.append(f"#{self.position}")
         return " ".join(parts)
 
@@ -235,15 +234,17 @@ class SyncReport:
             lines.append(f"  resumed from the stored watermark: {_when(self.resumed_from)}")
         listed = list(self._listed())
         for outcome in listed[:_LISTED]:
-            lines.append(f"  {outcome.status:<8} {outcome.identity}: {_clip(outcome.reason)}")
+            lines.append(
+                f"  {outcome.status:<8} {outcome.identity}: {one_line(outcome.reason, _LINE)}"
+            )
         if len(listed) > _LISTED:
             lines.append(f"  … and {len(listed) - _LISTED} more failed, uncertain or skipped")
         for note in self.notes[:_LISTED]:
-            lines.append(f"  note: {_clip(note)}")
+            lines.append(f"  note: {one_line(note, _LINE)}")
         if len(self.notes) > _LISTED:
             lines.append(f"  … and {len(self.notes) - _LISTED} more notes")
         for error in self.errors:
-            lines.append(f"  error: {_clip(error, 400)}")
+            lines.append(f"  error: {one_line(error, 400)}")
         if self.watermark is not None:
             lines.append(f"  watermark advanced to {_when(self.watermark)}")
         return "\n".join(lines)
@@ -266,7 +267,7 @@ class SyncReport:
             rows = "".join(
                 "<tr>"
                 + "".join(
-                    f"<td>{esc(_clip(v, 200))}</td>"
+                    f"<td>{esc(one_line(v, 200))}</td>"
                     for v in (
                         str(o.position),
                         o.status,
@@ -288,7 +289,7 @@ class SyncReport:
             if items:
                 parts.append(
                     "<ul>"
-                    + "".join(f"<li>{kind}: {esc(_clip(i, 400))}</li>" for i in items[:_LISTED])
+                    + "".join(f"<li>{kind}: {esc(one_line(i, 400))}</li>" for i in items[:_LISTED])
                     + "</ul>"
                 )
         return "\n".join(parts)

@@ -23,7 +23,9 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from ._trade import TradeLike, as_text, describe_trade, short, wire_fields
+from _huke_k3_core import short_repr, wire_text
+
+from ._trade import SHORT, TradeLike, describe_trade, wire_fields
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
@@ -145,7 +147,7 @@ class Template:
         empty = []
         for name in self.fields:
             found, value = _lookup_field(fields, name)
-            text = as_text(value) if found else None
+            text = wire_text(value) if found else None
             if text is None or not text.strip():
                 empty.append(name)
         return empty
@@ -170,18 +172,20 @@ class Template:
             if not found:
                 seen = ", ".join(sorted(map(str, fields))[:20]) or "none"
                 raise TemplateError(
-                    f"template {short(self.text)}{where} names field {short(part)}, which "
-                    f"{describe_trade(trade)} does not have (its fields: {seen})",
+                    f"template {short_repr(self.text, SHORT)}{where} names field "
+                    f"{short_repr(part, SHORT)}, which {describe_trade(trade)} does not have "
+                    f"(its fields: {seen})",
                     target=target,
                     field=part,
                 )
             if value is None:
                 continue
-            text = as_text(value)
+            text = wire_text(value)
             if text is None:
                 raise TemplateError(
-                    f"template {short(self.text)}{where}: field {short(part)} of "
-                    f"{describe_trade(trade)} is {type(value).__name__} {short(value)}, not text",
+                    f"template {short_repr(self.text, SHORT)}{where}: field "
+                    f"{short_repr(part, SHORT)} of {describe_trade(trade)} is "
+                    f"{type(value).__name__} {short_repr(value, SHORT)}, not text",
                     target=target,
                     field=part,
                 )
@@ -205,11 +209,19 @@ def lookup(source: LookupSource | None, key: str) -> str | None:
     if source is None:
         return None
     value = source.get(key) if isinstance(source, Mapping) else source(key)
+    return optional_text(
+        value, lambda: f"lookup of {short_repr(key, SHORT)} gave {type(value).__name__}, not text"
+    )
+
+
+def optional_text(value: Any, refusal: Callable[[], str]) -> str | None:
+    """``value`` as text, ``None`` as ``None``; anything else (a list, a boolean ...) raises
+    ``TypeError(refusal())``: a value that is not text never silently becomes some."""
     if value is None:
         return None
-    text = as_text(value)
+    text = wire_text(value)
     if text is None:
-        raise TypeError(f"lookup of {short(key)} gave {type(value).__name__}, not text")
+        raise TypeError(refusal())
     return text
 
 

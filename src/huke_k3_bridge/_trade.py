@@ -6,11 +6,12 @@ transforms are easier to try out on plain dicts, so both are accepted everywhere
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Protocol, TypeAlias
 
-from huke_client import TRADE_ID_KEYS, Trade
+from _huke_k3_core import short_repr, wire_text
+from huke_client import Trade
+from huke_client.pagination import TRADE_ID_KEYS
 
 
 class WireRecord(Protocol):
@@ -27,7 +28,8 @@ TradeLike: TypeAlias = WireRecord | Mapping[str, Any]
 #: client's, which tells a page served twice by them.
 TRADE_ID_FIELDS: tuple[str, ...] = TRADE_ID_KEYS
 
-_SHORT = 60
+#: How long a value may be when a message quotes it.
+SHORT = 60
 
 
 def wire_fields(trade: TradeLike) -> Mapping[str, Any]:
@@ -44,22 +46,6 @@ def wire_fields(trade: TradeLike) -> Mapping[str, Any]:
     raise TypeError(
         f"expected a huke_client.Trade or a mapping of wire fields, not {type(trade).__name__}"
     )
-
-
-def as_text(value: Any) -> str | None:
-    """A wire value as text: text as is, numbers in decimal, anything else ``None``.
-
-    Ids arrive as text or numbers depending on the endpoint; booleans, lists and objects are not
-    identifiers or names, so they do not silently become ``"True"`` or ``"[1, 2]"``; nor do the
-    non-finite floats a lenient JSON parser reads from ``NaN`` / ``Infinity`` become ``"nan"``.
-    """
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(value)
-    return None
 
 
 #: Texts that are what a non-finite number becomes when something calls ``str()`` on it.
@@ -80,22 +66,8 @@ def junk_key(number: object) -> str | None:
     if not number.strip():
         return f"the customer number is {'empty' if not number else 'blank'}"
     if number.strip().casefold() in _NON_FINITE:
-        return f"the customer number {short(number, 40)} is not a finite value"
+        return f"the customer number {short_repr(number, 40)} is not a finite value"
     return None
-
-
-def short(value: Any, limit: int = _SHORT) -> str:
-    """A repr short enough for one line of a report or an error message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def clip(text: str | None, limit: int = _SHORT) -> str:
-    """Text cut to ``limit`` characters on one line (for ids and names in messages)."""
-    if text is None:
-        return "-"
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def trade_id(trade: TradeLike, id_fields: tuple[str, ...] = TRADE_ID_FIELDS) -> str | None:
@@ -105,7 +77,7 @@ def trade_id(trade: TradeLike, id_fields: tuple[str, ...] = TRADE_ID_FIELDS) -> 
     except TypeError:
         return None
     for key in id_fields:
-        text = as_text(fields.get(key))
+        text = wire_text(fields.get(key))
         if text is not None and text.strip():
             return text.strip()
     return None
@@ -115,12 +87,12 @@ def describe_trade(trade: TradeLike) -> str:
     """How a trade is named in messages: its id, else its buyerCid, else its field names."""
     ident = trade_id(trade)
     if ident is not None:
-        return f"trade {short(ident)}"
+        return f"trade {short_repr(ident, SHORT)}"
     try:
         fields = wire_fields(trade)
     except TypeError:
-        return f"trade {short(trade)}"
-    cid = as_text(fields.get("buyerCid"))
+        return f"trade {short_repr(trade, SHORT)}"
+    cid = wire_text(fields.get("buyerCid"))
     if cid is not None and cid.strip():
-        return f"trade of buyerCid {short(cid.strip())}"
+        return f"trade of buyerCid {short_repr(cid.strip(), SHORT)}"
     return "trade without id or buyerCid"

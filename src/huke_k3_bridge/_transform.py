@@ -1,17 +1,23 @@
-"""Turning a Huke trade into a K/3 Cloud customer: the scheme's mapping, configurable and composable."""
+"""Turning a Huke trade into a K/3 Cloud customer: the scheme's mapping, configurable and
+composable, and preparing each fetched trade with whatever transform a run was given (its
+customer checked to be one K/3 Cloud can take, or why it has none)."""
 
 from __future__ import annotations
 
 import functools
+import json
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import attrs
 from typing_extensions import Self
 
+from _huke_k3_core import short_repr, wire_text
 from k3cloud_client import Customer
 
+from ._errors import error_text
 from ._template import (
     CALL_KEYS,
     SCHEME,
@@ -22,9 +28,10 @@ from ._template import (
     compile_template,
     is_template,
     lookup,
+    optional_text,
     resolve,
 )
-from ._trade import TradeLike, as_text, short, wire_fields
+from ._trade import TradeLike, junk_key, trade_id, wire_fields
 
 #: A transform: one trade in, one customer out (or :class:`SkipTrade`).
 Transform: TypeAlias = Callable[[Any], Customer]
@@ -148,8 +155,8 @@ def _missing_number_reason(spec: FieldSpec, trade: TradeLike, error: Exception |
         value = fields[name]
         if value is None:
             return f"{name} is null"
-        if as_text(value) is None:
-            return f"{name} is {type(value).__name__} {short(value, 40)}, not text"
+        if wire_text(value) is None:
+            return f"{name} is {type(value).__name__} {short_repr(value, 40)}, not text"
         return f"{name} is blank"
     if error is not None:
         return f"no customer number: {error}"
@@ -293,9 +300,9 @@ class CustomerTransform:
             value = resolve(spec, trade, target="FNumber", lookups=self.lookups)
         except TemplateError as exc:
             raise SkipTrade(_missing_number_reason(spec, trade, exc)) from None
-        text = as_text(value)
+        text = wire_text(value)
         if value is not None and text is None:
-            raise SkipTrade(f"FNumber is {type(value).__name__} {short(value, 40)}, not text")
+            raise SkipTrade(f"FNumber is {type(value).__name__} {short_repr(value, 40)}, not text")
         if text is None or not text.strip():
             raise SkipTrade(_missing_number_reason(spec, trade, None))
         template = compile_template(spec) if isinstance(spec, str) else None
@@ -306,15 +313,16 @@ class CustomerTransform:
             empty = template.empty_fields(trade)
             if empty:
                 raise SkipTrade(
-                    f"FNumber template {short(spec, 40)} would give {short(text.strip(), 40)}: "
-                    f"{', '.join(empty)} {'is' if len(empty) == 1 else 'are'} missing or blank"
+                    f"FNumber template {short_repr(spec, 40)} would give "
+                    f"{short_repr(text.strip(), 40)}: {', '.join(empty)} "
+                    f"{'is' if len(empty) == 1 else 'are'} missing or blank"
                 )
         return text.strip()
 
     def _name(self, trade: TradeLike) -> str:
         spec = self.fields.get("FName", "{{buyerNick}}")
         try:
-            name = as_text(resolve(spec, trade, target="FName", lookups=self.lookups))
+            name = wire_text(resolve(spec, trade, target="FName", lookups=self.lookups))
         except TemplateError:
             # A missing or non-text nickname is what the fallback is for.
             name = None
@@ -324,7 +332,7 @@ class CustomerTransform:
         if fallback is None:
             raise SkipTrade("buyerNick is empty and no name fallback is configured")
         value = resolve(fallback, trade, target="FName", lookups=self.lookups)
-        text = as_text(value)
+        text = wire_text(value)
         if text is None or not text.strip():
             raise SkipTrade("buyerNick is empty and the name fallback gave no name")
         return text.strip()
@@ -337,12 +345,9 @@ class CustomerTransform:
 
     def _optional_text(self, trade: TradeLike, target: str) -> str | None:
         value = resolve(self.fields[target], trade, target=target, lookups=self.lookups)
-        if value is None:
-            return None
-        text = as_text(value)
-        if text is None:
-            raise TypeError(f"{target} is {type(value).__name__} {short(value, 40)}, not text")
-        return text
+        return optional_text(
+            value, lambda: f"{target} is {type(value).__name__} {short_repr(value, 40)}, not text"
+        )
 
 
 _SCHEME_TRANSFORM = CustomerTransform()
@@ -357,3 +362,109 @@ def trade_to_customer(trade: TradeLike) -> Customer:
     ``buyerCid`` raises :class:`SkipTrade`, which the sync reports as skipped.
     """
     return _SCHEME_TRANSFORM(trade)
+
+
+# -- one fetched trade, prepared --------------------------------------------------------------
+
+
+@attrs.define(slots=True)  # not frozen: made for every trade, and frozen init costs 3x
+class PreparedTrade:
+    """What a trade gives on its own, whatever its place in the stream: its ids, and its
+    customer or why it has none. Made as pages arrive; recorded in stream order by the ledger."""
+
+    trade_id: str | None
+    buyer_cid: str | None
+    customer: Customer | None
+    #: Why there is no customer: ``("skipped" | "failed", reason)``.
+    failure: tuple[Literal["skipped", "failed"], str] | None = None
+    order_key: Any = None
+    #: Why ``order_by`` failed for this trade.
+    order_error: str | None = None
+
+
+def prepare_trade(
+    trade: TradeLike, transform: Transform, order_by: Callable[[Any], Any] | None
+) -> PreparedTrade:
+    """The per-trade work that depends on no other trade (transform, checks, ids); never raises
+    for bad data or a failing transform.
+
+    It reads no ledger, so the async engine runs it for each page as soon as the page arrives,
+    in whatever order the sub-windows deliver them.
+    """
+    try:
+        fields = wire_fields(trade)
+        cid = wire_text(fields.get("buyerCid"))
+    except Exception:
+        cid = None
+    tid = trade_id(trade)
+    buyer_cid = None if cid is None else cid[:200]
+    try:
+        customer = transform(trade)
+        if not isinstance(customer, Customer):
+            raise TypeError(
+                f"the transform returned {type(customer).__name__}, not a k3cloud_client.Customer"
+            )
+        junk = junk_key(customer.number)
+        if junk is not None:
+            raise SkipTrade(f"{junk}: no customer is made of it")
+        _encodable(customer.to_wire())
+    except SkipTrade as skip:
+        return PreparedTrade(
+            tid, buyer_cid, None, ("skipped", skip.reason or "skipped by the transform")
+        )
+    except Exception as exc:  # a transform's bug or bad data: this trade fails, the run goes on
+        return PreparedTrade(
+            tid, buyer_cid, None, ("failed", f"transform failed: {error_text(exc)}")
+        )
+    order_key = order_error = None
+    if order_by is not None:
+        try:
+            order_key = order_by(trade)
+        except Exception as exc:
+            order_error = error_text(exc)
+    return PreparedTrade(tid, buyer_cid, customer, None, order_key, order_error)
+
+
+def _encodable(model: Mapping[str, Any]) -> None:
+    """Raise ValueError unless ``model`` can be sent (JSON, UTF-8: no lone surrogates, no NaN)."""
+    if _surely_encodable(model):
+        return
+    try:
+        json.dumps(model, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        raise ValueError(f"the customer cannot be sent as JSON: {exc}") from None
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a JSON scalar whose encoding cannot fail."""
+    kind = type(value)
+    if kind is str:
+        # The only text that fails is text with a lone surrogate, which UTF-8 cannot encode.
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    return kind is int or kind is bool or value is None
+
+
+def _surely_encodable(model: Mapping[str, Any]) -> bool:
+    """Whether ``model`` is a dict of plain scalars and dicts of them (a customer's
+    ``{"FNumber": org}`` references): the shape of nearly every customer, checked without
+    encoding it. False means "encode it to find out", not "cannot be sent"."""
+    if type(model) is not dict:
+        return False
+    for key, value in model.items():
+        if not _plain(key):
+            return False
+        if type(value) is dict:
+            for inner_key, inner_value in value.items():
+                if not (_plain(inner_key) and _plain(inner_value)):
+                    return False
+        elif not _plain(value):
+            return False
+    return True

@@ -1,13 +1,15 @@
 """Time-window arithmetic: how a range of epoch milliseconds is cut into the windows fetched.
 
-Kept apart from the books and the engine because it is pure arithmetic on milliseconds that both
-use (the books to describe a window in an error, the engine to plan and report the range), and
+Kept apart from the ledger and the engine because it is pure arithmetic on milliseconds that both
+use (the ledger to describe a window in an error, the engine to plan and report the range), and
 ``split_windows`` is public for callers who schedule their own windows.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+
+from _huke_k3_core import split_range
 
 #: The scheme's window: trades of the last 72,000 seconds (20 hours).
 DEFAULT_SPAN = timedelta(seconds=72_000)
@@ -30,13 +32,7 @@ def split_windows(start_ms: int, end_ms: int, window: timedelta | None) -> list[
     width = window // ONE_MS
     if width < 1:
         raise ValueError(f"window must be at least 1 ms, got {window!r}")
-    out = []
-    low = start_ms
-    while low <= end_ms:
-        high = min(low + width - 1, end_ms)
-        out.append((low, high))
-        low = high + 1
-    return out
+    return list(split_range(start_ms, end_ms, width))
 
 
 def subdivide(start_ms: int, end_ms: int, parts: int) -> list[tuple[int, int]]:

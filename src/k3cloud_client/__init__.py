@@ -7,17 +7,21 @@ with K3CloudClient("http://host/k3cloud/", acct_id=..., user_name=..., app_id=..
     result = k3.batch_save("BD_Customer", [Customer("C001", "Acme")])
 ```
 
-``k3cloud_client.filters`` builds FilterString text safely; ``k3cloud_client.testing.FakeK3Cloud``
-is a strict simulator for tests.
+Submodules: ``k3cloud_client.filters`` builds FilterString text safely;
+``k3cloud_client.testing.FakeK3Cloud`` is a strict simulator for tests;
+``k3cloud_client.signing`` holds the signature functions, ``k3cloud_client.models`` the models
+and their ``converter``, ``k3cloud_client.errors`` the errors and ``api_error``.
 """
 
 from _huke_k3_core import RetryPolicy
+from _huke_k3_core._deprecation import module_getattr
 
 from . import filters
 from ._auth import AppSecretLogin, PasswordLogin, SignedHeaderAuth, SignLogin
 from ._batch import DEFAULT_CHUNK_SIZE
-from ._client import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, AsyncK3CloudClient, K3CloudClient
-from ._errors import (
+from ._client import AsyncK3CloudClient, K3CloudClient
+from ._options import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, QueryOptions, SaveOptions
+from .errors import (
     WHOLE_CALL_MSG_CODES,
     BatchSaveError,
     DataNotFoundError,
@@ -29,6 +33,7 @@ from ._errors import (
     K3CloudConnectionError,
     K3CloudError,
     K3CloudHTTPError,
+    K3CloudPageLimitError,
     K3CloudResponseError,
     K3CloudTimeoutError,
     LoginError,
@@ -37,19 +42,17 @@ from ._errors import (
     RateLimitedError,
     SessionLostError,
     ValidationFailedError,
-    api_error,
 )
-from ._models import (
+from .models import (
     BatchSaveResult,
     Customer,
     ErrorDetail,
     FailedRow,
+    OperationRow,
     ResponseStatus,
     SavedRow,
     SuccessEntity,
-    converter,
 )
-from ._signing import login_sign, signed_headers
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -73,24 +76,35 @@ __all__ = [
     "K3CloudConnectionError",
     "K3CloudError",
     "K3CloudHTTPError",
+    "K3CloudPageLimitError",
     "K3CloudResponseError",
     "K3CloudTimeoutError",
     "LoginError",
     "OperationNotAllowedError",
+    "OperationRow",
     "PasswordLogin",
     "PermissionDeniedError",
+    "QueryOptions",
     "RateLimitedError",
     "ResponseStatus",
     "RetryPolicy",
+    "SaveOptions",
     "SavedRow",
     "SessionLostError",
     "SignLogin",
     "SignedHeaderAuth",
     "SuccessEntity",
     "ValidationFailedError",
-    "api_error",
-    "converter",
     "filters",
-    "login_sign",
-    "signed_headers",
 ]
+
+# Names that left the top level: still served from here, with a DeprecationWarning.
+__getattr__ = module_getattr(
+    __name__,
+    moved={
+        "converter": "k3cloud_client.models:converter",
+        "api_error": "k3cloud_client.errors:api_error",
+        "login_sign": "k3cloud_client.signing:login_sign",
+        "signed_headers": "k3cloud_client.signing:signed_headers",
+    },
+)

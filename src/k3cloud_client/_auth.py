@@ -35,15 +35,15 @@ from _huke_k3_core import (
     snippet,
 )
 
-from ._errors import (
+from ._wire import AUTH_SERVICE, MSG_SESSION_LOST, SERVICE_SUFFIX, SESSION_COOKIE, msg_code_of
+from .errors import (
     K3CloudConfigError,
     K3CloudHTTPError,
     K3CloudResponseError,
     LoginError,
     SessionLostError,
 )
-from ._signing import app_id_secrets, kd_signature, login_sign, signed_headers, split_app_id
-from ._wire import AUTH_SERVICE, MSG_SESSION_LOST, SERVICE_SUFFIX, SESSION_COOKIE, msg_code_of
+from .signing import app_id_secrets, kd_signature, login_sign, signed_headers, split_app_id
 
 Clock = Callable[[], float]
 
@@ -59,6 +59,13 @@ def _require(name: str, value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise K3CloudConfigError(f"{name} is required (a non-empty string)")
     return value
+
+
+def _app_credentials(app_id: str, app_secret: str) -> tuple[str, str]:
+    """``(app_id, app_secret)``, both given and the app id well-formed (K3CloudConfigError)."""
+    _require("app_id", app_id)
+    split_app_id(app_id)
+    return app_id, _require("app_secret", app_secret)
 
 
 def _masked_app_id(app_id: str) -> str:
@@ -86,9 +93,7 @@ class SignedHeaderAuth(httpx.Auth):
     ) -> None:
         self.acct_id = _require("acct_id", acct_id)
         self.user_name = _require("user_name", user_name)
-        self.app_id = _require("app_id", app_id)
-        split_app_id(app_id)
-        self._app_secret = _require("app_secret", app_secret)
+        self.app_id, self._app_secret = _app_credentials(app_id, app_secret)
         self.lcid = lcid
         self.org_num = org_num
         self._clock = clock
@@ -538,27 +543,29 @@ class PasswordLogin(_SessionLogin):
         return [self.acct_id, self.user_name, self._password, self.lcid]
 
 
-class AppSecretLogin(_SessionLogin):
-    """Session login with an app id and app secret (``AuthService.LoginByAppSecret``)."""
-
-    service = "LoginByAppSecret"
+class _AppLogin(_SessionLogin):
+    """A session login with an app id and app secret."""
 
     def __init__(
         self, acct_id: str, user_name: str, app_id: str, app_secret: str, *, lcid: int = 2052
     ) -> None:
-        self.app_id = _require("app_id", app_id)
-        split_app_id(app_id)
-        self._app_secret = _require("app_secret", app_secret)
+        self.app_id, self._app_secret = _app_credentials(app_id, app_secret)
         # The app id travels in the login body: its secret part must not come back in a message.
         super().__init__(
             acct_id, user_name, lcid=lcid, secrets=[app_secret, *app_id_secrets(app_id)]
         )
 
+
+class AppSecretLogin(_AppLogin):
+    """Session login with an app id and app secret (``AuthService.LoginByAppSecret``)."""
+
+    service = "LoginByAppSecret"
+
     def _parameters(self) -> list[Any]:
         return [self.acct_id, self.user_name, self.app_id, self._app_secret, self.lcid]
 
 
-class SignLogin(_SessionLogin):
+class SignLogin(_AppLogin):
     """Session login with a SHA-256 sign (``AuthService.LoginBySign``), Kingdee's recommended one.
 
     The app secret never travels: only ``sha256(sorted(acct, user, app_id, secret, ts))``.
@@ -576,13 +583,8 @@ class SignLogin(_SessionLogin):
         lcid: int = 2052,
         clock: Clock = time.time,
     ) -> None:
-        self.app_id = _require("app_id", app_id)
-        split_app_id(app_id)
-        self._app_secret = _require("app_secret", app_secret)
         self._clock = clock
-        super().__init__(
-            acct_id, user_name, lcid=lcid, secrets=[app_secret, *app_id_secrets(app_id)]
-        )
+        super().__init__(acct_id, user_name, app_id, app_secret, lcid=lcid)
 
     def _parameters(self) -> list[Any]:
         ts = int(self._clock())

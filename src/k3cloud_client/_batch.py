@@ -1,4 +1,4 @@
-"""``batch_save`` without I/O: options to wire names, chunking, and every row's outcome.
+"""``batch_save`` without I/O: chunking, the body of each call, and every row's outcome.
 
 The invariant this module keeps: every input index ends in exactly one of ``saved``/``failed``,
 whatever the server answers, or does not.
@@ -15,7 +15,8 @@ import attrs
 
 from _huke_k3_core import WireModel
 
-from ._errors import (
+from ._wire import check_form_id
+from .errors import (
     K3CloudAPIError,
     K3CloudAuthenticationError,
     K3CloudConnectionError,
@@ -24,7 +25,7 @@ from ._errors import (
     K3CloudResponseError,
     LoginError,
 )
-from ._models import (
+from .models import (
     BatchSaveResult,
     ErrorDetail,
     FailedRow,
@@ -40,32 +41,6 @@ DEFAULT_CHUNK_SIZE = 400
 #: Errors after which sending the other chunks cannot succeed (and repeating a login could lock
 #: the account): the remaining rows are reported as not sent.
 _FATAL = (LoginError, K3CloudAuthenticationError)
-
-#: Option names whose wire spelling the generic snake_case -> PascalCase rule gets wrong.
-_WIRE_NAMES = {"need_update_fields": "NeedUpDateFields"}
-_RESERVED = frozenset({"Model", "formid", "FormId"})
-
-
-def wire_option(name: str) -> str:
-    """``is_entry_batch_fill`` -> ``IsEntryBatchFill``; a name already in wire form is kept."""
-    if name in _WIRE_NAMES:
-        return _WIRE_NAMES[name]
-    if name[:1].isupper():
-        return name
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
-
-
-def save_options(named: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``data`` keys beside ``Model``: named options (None = left out) then ``extra`` ones."""
-    options = {wire_option(k): v for k, v in named.items() if v is not None}
-    for name, value in extra.items():
-        key = wire_option(name)
-        if key in _RESERVED:
-            raise TypeError(f"{name!r} cannot be passed as an option: the SDK sets it")
-        if key in options:
-            raise TypeError(f"option {name!r} repeats a named argument ({key})")
-        options[key] = value
-    return options
 
 
 def to_wire_model(model: object, index: int) -> dict[str, Any]:
@@ -113,8 +88,7 @@ class BatchPlan:
         options: Mapping[str, Any],
         logger: logging.Logger,
     ) -> None:
-        if not isinstance(form_id, str) or not form_id:
-            raise ValueError("form_id is required, e.g. 'BD_Customer'")
+        check_form_id(form_id)
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         rows = [Row(i, to_wire_model(m, i)) for i, m in enumerate(models)]

@@ -16,7 +16,7 @@ import httpx
 
 from _huke_k3_core import check_url, read_env
 
-from ._errors import K3CloudConfigError
+from .errors import K3CloudConfigError
 
 ENV_SERVER_URL = "K3CLOUD_SERVER_URL"
 ENV_ACCT_ID = "K3CLOUD_ACCT_ID"

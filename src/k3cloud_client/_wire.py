@@ -1,4 +1,5 @@
-"""Locating K/3 Cloud's ``ResponseStatus`` in the several shapes a reply can take."""
+"""K/3 Cloud's wire conventions: service paths, the ``{"formid", "data"}`` body, and where the
+``ResponseStatus`` sits in the several shapes a reply can take."""
 
 from __future__ import annotations
 
@@ -20,6 +21,18 @@ def service_path(service: str) -> str:
     """``"BatchSave"`` or a full service name -> the URL path relative to the server URL."""
     name = service if "." in service else f"{DYNAMIC_FORM_SERVICE}.{service}"
     return name + SERVICE_SUFFIX
+
+
+def check_form_id(form_id: object) -> str:
+    """``form_id`` if it names a form; ValueError otherwise (before anything is sent)."""
+    if not isinstance(form_id, str) or not form_id:
+        raise ValueError("form_id is required, e.g. 'BD_Customer'")
+    return form_id
+
+
+def form_body(form_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of a form operation (``Save``, ``Submit``, ``View``, ``Allocate`` ...)."""
+    return {"formid": check_form_id(form_id), "data": dict(data)}
 
 
 def find_response_status(body: Any) -> Mapping[str, Any] | None:

@@ -89,7 +89,7 @@ class StubK3:
         ]
 
     def batch_save(self, form_id: str, models: list[Customer], **options: Any) -> BatchSaveResult:
-        wire = [m.to_model() for m in models]
+        wire = [m.to_wire() for m in models]
         self.saves.append({"models": wire, **options})
         saved, failed = [], []
         for i, model in enumerate(wire):

@@ -117,9 +117,7 @@ def test_dedupe_latest_wins_and_conflicting_names_are_noted(stage: Stage) -> Non
 
 
 def test_existing_customers_are_skipped(stage: Stage) -> None:
-    stage.fake_k3.seed(
-        "BD_Customer", [Customer("wm1", "老客户", description="手工录入").to_model()]
-    )
+    stage.fake_k3.seed("BD_Customer", [Customer("wm1", "老客户", description="手工录入").to_wire()])
     stage.fake_huke.add_trades(
         [
             fake_trade(
@@ -144,7 +142,7 @@ def test_existing_customers_are_skipped(stage: Stage) -> None:
 
 
 def test_existing_customers_are_updated(stage: Stage) -> None:
-    (cust_id,) = stage.fake_k3.seed("BD_Customer", [Customer("wm1", "老客户").to_model()])
+    (cust_id,) = stage.fake_k3.seed("BD_Customer", [Customer("wm1", "老客户").to_wire()])
     stage.fake_huke.add_trades(
         [
             fake_trade(
@@ -274,7 +272,7 @@ async def test_sync_and_async_reach_the_same_state() -> None:
         stage = Stage()
         stage.generate(900, buyers=260, seed=5, missing_cid_every=97)
         stage.fake_k3.seed(
-            "BD_Customer", [Customer(stage.fake_huke.trades[3]["buyerCid"], "seeded").to_model()]
+            "BD_Customer", [Customer(stage.fake_huke.trades[3]["buyerCid"], "seeded").to_wire()]
         )
         stage.fake_k3.inject(Fault.reply_timeout(), path="BatchSave", after=1)
         options = {

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from huke_client import Trade
 from huke_client.testing import fake_trade
 from huke_k3_bridge import SkipTrade, SyncReport, Template, TemplateError, trade_to_customer
-from huke_k3_bridge._books import _encodable, _surely_encodable
 from huke_k3_bridge._trade import wire_fields
+from huke_k3_bridge._transform import _encodable, _surely_encodable
 from k3cloud_client import Customer
 
 from .conftest import HOUR_MS, Stage
@@ -164,9 +164,9 @@ def test_encodable_shortcut_agrees_with_encoding(model: dict[Any, Any]) -> None:
 
 def test_the_schemes_customers_take_the_shortcut() -> None:
     trade = fake_trade(create_time=1, buyer_nick="张三的店", buyer_cid="wm01")
-    assert _surely_encodable(trade_to_customer(trade).to_model())
-    assert _surely_encodable(Customer("wm01", "x", description="备注").to_model())
-    assert not _surely_encodable(Customer("wm01", "\ud800").to_model())
+    assert _surely_encodable(trade_to_customer(trade).to_wire())
+    assert _surely_encodable(Customer("wm01", "x", description="备注").to_wire())
+    assert not _surely_encodable(Customer("wm01", "\ud800").to_wire())
 
 
 def test_single_placeholder_renders_like_any_template() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from huke_k3_bridge._books import LookupOp, Op, SaveOp, WaitOp
+from huke_k3_bridge._operations import ExistenceQuery, Operation, Pause, SaveBatch
 from huke_k3_bridge._pressure import (
     AdaptiveLimiter,
     RateLimitRetry,
@@ -32,9 +32,9 @@ from k3cloud_client import (
 
 from .conftest import Stage
 
-LOOKUP = LookupOp(("C1", "C2"))
+LOOKUP = ExistenceQuery(("C1", "C2"))
 CUSTOMERS = tuple(Customer(f"C{i}", f"Name {i}") for i in range(4))
-SAVE = SaveOp("create", (10, 11, 12, 13), CUSTOMERS)
+SAVE = SaveBatch("create", (10, 11, 12, 13), CUSTOMERS)
 #: Delays of 0.1 * 2**n, no jitter, so that the waits can be asserted exactly.
 PLAIN = RateLimitRetry(policy=RetryPolicy(max_retries=5, initial_delay=0.1, jitter=0))
 
@@ -70,15 +70,15 @@ class Replies:
 
     def __init__(self, replies: Iterable[Any]) -> None:
         self.replies = list(replies)
-        self.ops: list[Op] = []
+        self.ops: list[Operation] = []
 
-    def __call__(self, op: Op) -> Any:
+    def __call__(self, op: Operation) -> Any:
         self.ops.append(op)
         return self.replies.pop(0)
 
 
 def run(
-    op: Op, replies: Replies, retry: RateLimitRetry = PLAIN, clock: Clock | None = None
+    op: Operation, replies: Replies, retry: RateLimitRetry = PLAIN, clock: Clock | None = None
 ) -> tuple[Any, list[float]]:
     sleeps: list[float] = []
     clock = clock or Clock()
@@ -186,7 +186,7 @@ def test_only_the_turned_away_rows_of_a_batch_save_are_sent_again() -> None:
     )
     replies = Replies([first, second])
     result, sleeps = run(SAVE, replies)
-    assert replies.ops[1] == SaveOp("create", (11, 13), (CUSTOMERS[1], CUSTOMERS[3]))
+    assert replies.ops[1] == SaveBatch("create", (11, 13), (CUSTOMERS[1], CUSTOMERS[3]))
     assert len(sleeps) == 1
     assert result == BatchSaveResult(
         saved=[SavedRow(0, 100, "C0"), SavedRow(1, 101, "C1"), SavedRow(2, 102, "C2")],
@@ -205,7 +205,7 @@ def test_a_part_turned_away_again_is_narrowed_again() -> None:
     third = BatchSaveResult(saved=[SavedRow(0, 101, "C1"), SavedRow(1, 103, "C3")], failed=[])
     replies = Replies([first, second, third])
     result, _ = run(SAVE, replies)
-    assert [op.positions for op in replies.ops if isinstance(op, SaveOp)] == [
+    assert [op.positions for op in replies.ops if isinstance(op, SaveBatch)] == [
         (10, 11, 12, 13),
         (11, 12, 13),
         (11, 13),
@@ -218,7 +218,7 @@ def test_rows_that_may_have_been_saved_are_never_sent_again() -> None:
     maybe = FailedRow(1, None, "reply lost", 14, uncertain=True)
     first = BatchSaveResult(saved=[SavedRow(0, 100, "C0")], failed=[maybe])
     replies = Replies([first])
-    result, sleeps = run(SaveOp("create", (10, 11), CUSTOMERS[:2]), replies)
+    result, sleeps = run(SaveBatch("create", (10, 11), CUSTOMERS[:2]), replies)
     assert result is first
     assert sleeps == []
 
@@ -229,7 +229,7 @@ def test_a_resent_part_that_fails_as_a_whole_takes_that_failure() -> None:
     )
     lost = K3CloudTimeoutError("timed out", url="http://k3.test", reached_server=True)
     replies = Replies([first, lost])
-    result, _ = run(SaveOp("create", (10, 11), CUSTOMERS[:2]), replies)
+    result, _ = run(SaveBatch("create", (10, 11), CUSTOMERS[:2]), replies)
     assert result == BatchSaveResult(
         saved=[SavedRow(0, 100, "C0")],
         failed=[FailedRow(1, None, str(lost), None, uncertain=True, number="C1")],
@@ -239,16 +239,16 @@ def test_a_resent_part_that_fails_as_a_whole_takes_that_failure() -> None:
 
 def test_operations_that_are_no_k3_call_pass_through() -> None:
     replies = Replies([None])
-    result, sleeps = run(WaitOp(0.01), replies)
-    assert (result, sleeps, replies.ops) == (None, [], [WaitOp(0.01)])
+    result, sleeps = run(Pause(0.01), replies)
+    assert (result, sleeps, replies.ops) == (None, [], [Pause(0.01)])
 
 
 async def test_the_async_retry_waits_without_holding_a_place() -> None:
     limiter = AdaptiveLimiter(4, initial=2)
     held_while_waiting: list[int] = []
-    calls: list[Op] = []
+    calls: list[Operation] = []
 
-    async def execute(op: Op) -> Any:
+    async def execute(op: Operation) -> Any:
         calls.append(op)
         await anyio.sleep(0)
         return rate_limited() if len(calls) == 1 else {"C1": 1}
@@ -266,11 +266,11 @@ async def test_the_async_retry_waits_without_holding_a_place() -> None:
 async def test_async_pauses_take_no_place() -> None:
     limiter = AdaptiveLimiter(1)
 
-    async def execute(op: Op) -> Any:
+    async def execute(op: Operation) -> Any:
         assert limiter.in_flight == 0
         return "paused"
 
-    assert await acall_with_backoff(WaitOp(0.0), execute, limiter) == "paused"
+    assert await acall_with_backoff(Pause(0.0), execute, limiter) == "paused"
 
 
 # -- the adaptive limit ----------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_counts_ok_and_failures() -> None:
     assert not SyncReport(START, END, outcomes()[:3], errors=("fetch failed",)).ok
 
 
-def test_check_catches_books_that_do_not_balance() -> None:
+def test_check_catches_a_ledger_that_does_not_balance() -> None:
     report = SyncReport(START, END, outcomes())
     with pytest.raises(AccountingError, match="6 trades fetched but 5 outcomes"):
         report.check(6)

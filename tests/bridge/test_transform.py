@@ -36,7 +36,7 @@ def trade(**changes: Any) -> Trade:
 
 def test_scheme_mapping_exact_model() -> None:
     customer = trade_to_customer(trade())
-    assert customer.to_model() == {
+    assert customer.to_wire() == {
         "FNumber": "wm00000000a1",
         "FName": "张三🌸",
         "FCreateOrgId": {"FNumber": "100"},
@@ -46,7 +46,7 @@ def test_scheme_mapping_exact_model() -> None:
 
 def test_description_lookup_mapping_and_callable() -> None:
     ids = {"wm00000000a1": "UID-42"}
-    assert CustomerTransform(description=ids)(trade()).to_model()["FDescription"] == "UID-42"
+    assert CustomerTransform(description=ids)(trade()).to_wire()["FDescription"] == "UID-42"
     by_call = CustomerTransform(description=lambda cid: f"U-{cid[-2:]}")
     assert by_call(trade()).description == "U-a1"
     assert CustomerTransform(description={})(trade()).description is None
@@ -98,7 +98,7 @@ def test_name_fallback_configurable() -> None:
 
 
 def test_orgs_configurable() -> None:
-    model = CustomerTransform(create_org="200", use_org="300")(trade()).to_model()
+    model = CustomerTransform(create_org="200", use_org="300")(trade()).to_wire()
     assert model["FCreateOrgId"] == {"FNumber": "200"}
     assert model["FUseOrgId"] == {"FNumber": "300"}
 
@@ -110,9 +110,7 @@ def test_with_fields_overrides_one_field_in_one_line() -> None:
     assert base(trade()).description is None  # immutable: the original is unchanged
     titled = base.with_fields(FName="{{buyerNick}}（{{title}}）")
     assert titled(trade()).name == "张三🌸（有机绿茶礼盒 250g）"
-    assert (
-        base.with_fields(FShortName="{{buyerNick}}")(trade()).to_model()["FShortName"] == "张三🌸"
-    )
+    assert base.with_fields(FShortName="{{buyerNick}}")(trade()).to_wire()["FShortName"] == "张三🌸"
     assert base.with_fields(FDescription=None)(trade()).description is None
 
 
@@ -163,7 +161,7 @@ def test_from_template_with_lookup_source_and_callables() -> None:
     transform = CustomerTransform.from_template(
         table, lookups={SCHEME_COLLECTION: {"wm00000000a1": "唯一-7"}}
     )
-    model = transform(trade()).to_model()
+    model = transform(trade()).to_wire()
     assert model == {
         "FNumber": "wm00000000a1",
         "FName": "张三🌸!",

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 import huke_client._auth as auth_module
-from huke_client import HukeAuth, HukeClient, body_sign, checksum
+from huke_client import HukeAuth, HukeClient
+from huke_client.signing import body_sign, checksum
 from huke_client.testing import FakeHuke, SimCode
 
 from .conftest import APP_KEY, APP_SECRET, INSTANT, Clock

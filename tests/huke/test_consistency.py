@@ -24,7 +24,8 @@ from huke_client import (
     HukeError,
     Trade,
 )
-from huke_client._pagination import PagePlan, Restart, describe_window, windows
+from huke_client._plan import PagePlan, Restart, describe_window
+from huke_client._plan import search_ranges as windows
 from huke_client.testing import FakeHuke, ServedPage, fake_trade, generate_trades
 
 from .conftest import APP_KEY, APP_SECRET, END_MS, START_MS, Clock

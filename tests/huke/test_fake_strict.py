@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from huke_client import HukeAuth, HukeHTTPError, checksum
+from huke_client import HukeAuth, HukeHTTPError
+from huke_client.signing import checksum
 from huke_client.testing import FakeHuke, SimCode
 
 from .conftest import APP_KEY, APP_SECRET, INSTANT, Clock

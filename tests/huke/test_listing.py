@@ -17,7 +17,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from huke_client import HukeConsistencyError, HukeResponseError, Trade
-from huke_client._pagination import RESTART_KINDS, PagePlan, Restart, extract_page
+from huke_client._pages import extract_page
+from huke_client._plan import RESTART_KINDS, PagePlan, Restart
 from huke_client.testing import (
     LISTING_FAULT_KINDS,
     NO_DATA,
@@ -750,7 +751,7 @@ def test_one_id_for_another_buyer_or_time_is_another_trade() -> None:
 
 
 def test_pages_beyond_the_memory_are_forgotten_so_memory_stays_flat() -> None:
-    from huke_client._pagination import REPEAT_MEMORY_PAGES
+    from huke_client._plan import REPEAT_MEMORY_PAGES
 
     plan = PagePlan([(0, 9)], max_pages=10_000)
     for n in range(REPEAT_MEMORY_PAGES * 3):

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from huke_client import HukePageLimitError, HukeResponseError, Trade
-from huke_client._pagination import PagePlan, extract_page, has_next, windows
+from huke_client._pages import extract_page, has_next
+from huke_client._plan import PagePlan
+from huke_client._plan import search_ranges as windows
 from huke_client.testing import FakeHuke, fake_trade, generate_trades
 
 from .conftest import APP_KEY, APP_SECRET, END_MS, INSTANT, START_MS, Clock

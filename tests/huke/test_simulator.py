@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from huke_client import HukeAPIError, HukeAuth, HukeClient, TradePage, checksum
+from huke_client import HukeAPIError, HukeAuth, HukeClient, TradePage
+from huke_client.signing import checksum
 from huke_client.testing import (
     DATA_SHAPES,
     FakeHuke,

@@ -24,8 +24,8 @@ from k3cloud_client import (
     SessionLostError,
     SignedHeaderAuth,
     SignLogin,
-    login_sign,
 )
+from k3cloud_client.signing import login_sign
 from k3cloud_client.testing import (
     TEST_ACCT_ID,
     TEST_APP_ID,

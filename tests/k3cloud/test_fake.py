@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from k3cloud_client import signed_headers
+from k3cloud_client.signing import signed_headers
 from k3cloud_client.testing import (
     DUPLICATE_NUMBER_MESSAGE,
     PASSPORT_FAILURE,

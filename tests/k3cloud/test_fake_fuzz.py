@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
-from k3cloud_client import signed_headers
+from k3cloud_client.signing import signed_headers
 from k3cloud_client.testing import (
     PASSPORT_FAILURE,
     TEST_ACCT_ID,

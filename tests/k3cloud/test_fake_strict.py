@@ -9,7 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from k3cloud_client import K3CloudClient, K3CloudHTTPError, signed_headers
+from k3cloud_client import K3CloudClient, K3CloudHTTPError
+from k3cloud_client.signing import signed_headers
 from k3cloud_client.testing import (
     PASSPORT_FAILURE,
     TEST_ACCT_ID,

@@ -8,11 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from k3cloud_client import Customer, ResponseStatus, converter
+from k3cloud_client import Customer, ResponseStatus
+from k3cloud_client.models import converter
 
 
 def test_customer_model_object() -> None:
-    assert Customer("C001", "Acme").to_model() == {
+    assert Customer("C001", "Acme").to_wire() == {
         "FNumber": "C001",
         "FName": "Acme",
         "FCreateOrgId": {"FNumber": "100"},
@@ -47,7 +48,7 @@ def test_customer_is_frozen_and_validated() -> None:
         Customer(None, "x")  # type: ignore[arg-type]
 
 
-def test_customer_from_model_keeps_unknown_fields() -> None:
+def test_customer_from_wire_keeps_unknown_fields() -> None:
     model = {
         "FNumber": "C1",
         "FName": "x",
@@ -55,7 +56,7 @@ def test_customer_from_model_keeps_unknown_fields() -> None:
         "FCUSTID": 7,
         "FTEL": "1",
     }
-    customer = Customer.from_model(model)
+    customer = Customer.from_wire(model)
     assert (customer.number, customer.create_org, customer.use_org, customer.id) == (
         "C1",
         "100",
@@ -63,7 +64,7 @@ def test_customer_from_model_keeps_unknown_fields() -> None:
         7,
     )
     assert customer.extra == {"FTEL": "1"}
-    assert customer.to_model() == model
+    assert customer.to_wire() == model
 
 
 _text = st.text(max_size=8)
@@ -84,7 +85,7 @@ _org = st.one_of(_text, st.integers(min_value=0, max_value=999))
     )
 )
 def test_customer_round_trip_is_unchanged(model: dict[str, Any]) -> None:
-    assert Customer.from_model(model).to_model() == model
+    assert Customer.from_wire(model).to_wire() == model
 
 
 def test_response_status_reads_the_reference_shape() -> None:

@@ -9,11 +9,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from k3cloud_client import K3CloudConfigError, SignedHeaderAuth, login_sign, signed_headers
-from k3cloud_client._signing import (
+from k3cloud_client import K3CloudConfigError, SignedHeaderAuth
+from k3cloud_client.signing import (
     app_data,
     decode_client_secret,
+    login_sign,
     sig,
+    signed_headers,
     split_app_id,
     string_to_sign,
 )

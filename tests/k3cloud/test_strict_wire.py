@@ -16,8 +16,8 @@ from k3cloud_client import (
     K3CloudResponseError,
     ResponseStatus,
     SavedRow,
-    converter,
 )
+from k3cloud_client.models import converter
 
 from .conftest import Harness
 

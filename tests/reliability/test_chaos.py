@@ -55,7 +55,7 @@ def test_everything_at_once(stage: Stage, engine: Engine) -> None:
         if len(saves) == 1:
             number = str(json.loads(request.content)["data"]["Model"][-1]["FNumber"])
             taken.append(number)
-            stage.k3.seed("BD_Customer", [Customer(number, "另一个系统").to_model()])
+            stage.k3.seed("BD_Customer", [Customer(number, "另一个系统").to_wire()])
         if len(saves) == 3:
             stage.k3.expire_sessions()
 

@@ -328,7 +328,7 @@ def test_customers_already_in_k3_are_left_alone(stage: Stage, engine: Engine) ->
     old = sorted(stage.winners())[::4]
     existing = {number: f"手工录入 {number}" for number in old}
     existing["C-UNRELATED"] = "别的客户"
-    stage.k3.seed("BD_Customer", [Customer(n, name).to_model() for n, name in existing.items()])
+    stage.k3.seed("BD_Customer", [Customer(n, name).to_wire() for n, name in existing.items()])
     report = stage.run(engine)
     assert_accounted(report, stage)
     assert report.counts == expected_counts(stage.trades, existing=set(old))
@@ -339,7 +339,7 @@ def test_customers_already_in_k3_are_left_alone(stage: Stage, engine: Engine) ->
 def test_customers_already_in_k3_are_updated_on_request(stage: Stage, engine: Engine) -> None:
     stage.generate()
     old = sorted(stage.winners())[::4]
-    ids = stage.k3.seed("BD_Customer", [Customer(n, "旧名字").to_model() for n in old])
+    ids = stage.k3.seed("BD_Customer", [Customer(n, "旧名字").to_wire() for n in old])
     report = stage.run(engine, on_existing="update")
     assert_accounted(report, stage)
     assert report.counts == expected_counts(stage.trades, existing=set(old), update=True)
@@ -365,7 +365,7 @@ def test_customer_created_by_another_writer_meanwhile(stage: Stage, engine: Engi
         if operation == SAVE and not taken:
             models = json.loads(request.content)["data"]["Model"]
             taken.extend(str(m["FNumber"]) for m in models[:2])
-            stage.k3.seed("BD_Customer", [Customer(n, "另一个系统").to_model() for n in taken])
+            stage.k3.seed("BD_Customer", [Customer(n, "另一个系统").to_wire() for n in taken])
 
     stage.on_k3(another_writer)
     report = stage.run(engine)
@@ -400,7 +400,7 @@ def test_update_whose_reply_is_lost_is_sent_again(stage: Stage, engine: Engine) 
     """Saving the same fields again is harmless: an update with an unknown outcome is resent."""
     stage.generate()
     old = sorted(stage.winners())
-    ids = stage.k3.seed("BD_Customer", [Customer(n, "旧名字").to_model() for n in old])
+    ids = stage.k3.seed("BD_Customer", [Customer(n, "旧名字").to_wire() for n in old])
     stage.k3.inject_reply_lost(path=SAVE)
     report = stage.run(engine, on_existing="update")
     assert_accounted(report, stage)

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from huke_k3_bridge import CustomerTransform, _books
+from huke_k3_bridge import CustomerTransform, _calls
 
 from .conftest import Engine, Stage, assert_accounted
 
@@ -72,7 +72,7 @@ def test_a_lookup_reads_every_page(
     stage.generate()
     numbers = sorted(stage.winners())
     stage.k3.seed("BD_Customer", [{"FNumber": n, "FName": "x"} for n in numbers])
-    monkeypatch.setattr(_books, "LOOKUP_PAGE", 3)  # 32 existing customers: 11 pages a chunk
+    monkeypatch.setattr(_calls, "EXISTENCE_PAGE", 3)  # 32 existing customers: 11 pages a chunk
     report = stage.run(engine)
     assert report.ok, str(report)
     assert report.counts["created"] == 0

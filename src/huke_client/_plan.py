@@ -1,11 +1,4 @@
-"""Where the trades are in a page, when to ask for the next one, and how a range is split.
-
-The shape of ``data`` in a ``trade/searchTrades`` reply is not public, so it is detected: a bare
-list, or an object holding the list under one of ``LIST_KEYS`` (optionally with a total under one
-of ``TOTAL_KEYS``). A missing or null ``data`` is not one of those shapes: it is a lost page (a
-``HukeResponseError``, retried like a body cut short); only a client made with
-``null_first_page_is_empty=True`` reads it on page 1 as an empty window (see ``extract_page``).
-Nothing here does I/O; the sync and async clients both drive ``PagePlan``.
+"""Which page to fetch next, across windows, and when a window's listing is complete.
 
 A window is complete only when its listing ends consistently: on a page shorter than the page
 size and, when the replies carry a total, once the trades delivered by this reading of the window
@@ -36,40 +29,26 @@ page holds more than page 1 did.)
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 import attrs
 
-from _huke_k3_core import dumps, snippet
+from _huke_k3_core import split_range
 
-from ._errors import HukeConsistencyError, HukePageLimitError, HukeResponseError
+from ._errors import HukeConsistencyError, HukePageLimitError
+from .pagination import TRADE_ID_KEYS
 
 __all__ = [
     "DEFAULT_MAX_RESTARTS",
-    "LIST_KEYS",
     "RESTART_KINDS",
-    "TOTAL_KEYS",
-    "TRADE_ID_KEYS",
-    "PageData",
     "PagePlan",
     "Restart",
+    "check_limits",
     "describe_window",
-    "extract_page",
-    "has_next",
-    "windows",
+    "search_ranges",
 ]
-
-#: Keys that may hold the list of trades inside an object ``data``, tried in this order.
-LIST_KEYS = ("list", "trades", "records", "rows", "items", "data")
-#: Keys that may hold the total number of matching trades, tried in this order.
-TOTAL_KEYS = ("total", "totalCount", "count")
-#: Wire fields that may hold a trade's own id, tried in this order: how a page served twice is
-#: told from new trades. The Huke API does not document one; these are the names seen in public
-#: clients and in the simulator.
-TRADE_ID_KEYS: tuple[str, ...] = ("tradeId", "tid", "tradeNo", "orderId", "id")
-
 
 #: How many of the latest pages of a reading are remembered to spot a page served again: a
 #: stale or ignored page number repeats a recent page (or page 1, which is within reach while
@@ -83,122 +62,24 @@ DEFAULT_MAX_RESTARTS = 3
 RESTART_KINDS = ("dropped", "short", "overfull", "oversized", "repeated")
 
 
-@attrs.frozen
-class PageData:
-    """The items of one page and, when the server said, the total across all pages."""
+def search_ranges(start_ms: int, end_ms: int, window_ms: int | None) -> Iterator[tuple[int, int]]:
+    """The windows a search reads one after the other: ``[start_ms, end_ms]`` split into
+    consecutive inclusive ranges ``window_ms`` long (``None``: the whole range at once).
 
-    items: list[Any]
-    total: int | None
-
-
-def _shape_error(where: str, data: Any, reason: str, redact: Callable[[str], str]) -> Exception:
-    body = redact(snippet(dumps(data)))
-    return HukeResponseError(f"{where}: {reason}; received: {body}", body=body)
-
-
-def _total(data: Mapping[str, Any], where: str, redact: Callable[[str], str]) -> int | None:
-    for key in TOTAL_KEYS:
-        if key not in data or data[key] is None:
-            continue
-        value = data[key]
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-        raise _shape_error(
-            where, data, f"data[{key!r}] should be a non-negative count, not {value!r}", redact
-        )
-    return None
-
-
-def extract_page(
-    data: Any,
-    *,
-    where: str,
-    items_key: str | None = None,
-    redact: Callable[[str], str] = str,
-    null_is_empty: bool = False,
-    reply: str | None = None,
-) -> PageData:
-    """The list of items (and the total, if any) in a reply's ``data``.
-
-    A missing or null ``data`` (``None``) is a ``HukeResponseError`` marked ``transient``, so that
-    reads retry it like a body cut short: a success that carries no list is a lost page, and
-    counting it as an empty one would end the window on trades never seen. ``null_is_empty=True``
-    (the client passes it for page 1 only, see ``_HukeCore._trade_page``) accepts it as an empty
-    page without a total instead. ``reply`` (the whole body, when known) is what the error quotes.
-    Raises ``HukeResponseError`` naming the keys it saw when the shape is anything else.
-    """
-    if data is None:
-        if null_is_empty:
-            return PageData([], None)
-        body = redact(snippet(reply if reply is not None else "null"))
-        raise HukeResponseError(
-            f"{where}: the reply says success but its data is missing or null, where a list of "
-            "trades (or an object holding one) was expected; a page that holds nothing is a lost "
-            f"page, not an empty one; received: {body}",
-            body=body,
-            transient=True,
-        )
-    if isinstance(data, list):
-        return PageData(data, None)
-    if isinstance(data, Mapping):
-        candidates = (items_key,) if items_key is not None else LIST_KEYS
-        for key in candidates:
-            if isinstance(data.get(key), list):
-                return PageData(data[key], _total(data, where, redact))
-        keys = ", ".join(repr(k) for k in data) or "none"
-        wanted = (
-            f"a list under {items_key!r} (items_key)"
-            if items_key is not None
-            else f"a list, or an object with a list under one of {', '.join(LIST_KEYS)} "
-            "(pass items_key= to name another key)"
-        )
-        raise _shape_error(
-            where,
-            data,
-            f"cannot find the items in data: expected {wanted}; its keys: {keys}",
-            redact,
-        )
-    raise _shape_error(
-        where, data, f"data should be a list or an object, not {type(data).__name__}", redact
-    )
-
-
-def has_next(*, count: int, page_size: int, total: int | None, seen: int) -> bool:
-    """Whether another page may hold trades, judged from one page that held ``count`` items.
-
-    ``seen`` counts the items received in this range so far, this page included. A full page
-    always may (even when ``seen`` reached the total: only the next page shows where the listing
-    ends). An empty page does not. A short page does only while a known ``total`` says more (the
-    server may cap page sizes below what was asked). ``PagePlan`` judges a whole reading of a
-    window more strictly: there a short page while the total says more is an inconsistency,
-    unless it is page 1 (see the module docstring).
-    """
-    if count >= page_size:
-        return True
-    if count == 0 or total is None:
-        return False
-    return seen < total
-
-
-def windows(start_ms: int, end_ms: int, window_ms: int | None) -> Iterator[tuple[int, int]]:
-    """Consecutive, non-overlapping, inclusive ``[a, b]`` ranges covering ``[start_ms, end_ms]``.
-
-    Each is ``window_ms`` long (``[a, a + w - 1]``) except the last, which ends at ``end_ms``.
+    Unlike ``split_range``, a start after the end is an error here: a search of nothing is
+    a caller's mistake, not an empty result.
     """
     if start_ms > end_ms:
         raise ValueError(f"start ({start_ms}) is after end ({end_ms})")
-    if window_ms is None:
-        yield start_ms, end_ms
-        return
-    if window_ms < 1:
-        raise ValueError(f"window must be at least 1 ms, got {window_ms} ms")
-    low = start_ms
-    while low <= end_ms:
-        high = min(low + window_ms - 1, end_ms)
-        yield low, high
-        low = high + 1
+    return split_range(start_ms, end_ms, window_ms)
+
+
+def check_limits(max_pages: int, max_restarts: int) -> None:
+    """``ValueError`` for a ``max_pages`` or ``max_restarts`` no search can run with."""
+    if max_pages < 1:
+        raise ValueError(f"max_pages must be >= 1, got {max_pages}")
+    if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+        raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
 
 
 def describe_window(start_ms: int, end_ms: int) -> str:
@@ -296,10 +177,7 @@ class PagePlan:
         max_pages: int,
         max_restarts: int = DEFAULT_MAX_RESTARTS,
     ) -> None:
-        if max_pages < 1:
-            raise ValueError(f"max_pages must be >= 1, got {max_pages}")
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
-            raise ValueError(f"max_restarts must be an int >= 0, got {max_restarts!r}")
+        check_limits(max_pages, max_restarts)
         self.max_pages = max_pages
         self.max_restarts = max_restarts
         self.pages_fetched = 0

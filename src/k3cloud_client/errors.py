@@ -1,4 +1,9 @@
-"""The errors of ``k3cloud_client``: one base class, typed by what went wrong and where."""
+"""The errors of ``k3cloud_client``: one base class, typed by what went wrong and where.
+
+Every class is also importable from ``k3cloud_client``; ``api_error`` (the class for a MsgCode)
+and ``WHOLE_CALL_MSG_CODES`` are for code that reads K/3 replies itself. (No ``__all__``: the
+public names are the ones defined here without a leading underscore.)
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from _huke_k3_core import (
 )
 
 if TYPE_CHECKING:
-    from ._models import BatchSaveResult, ErrorDetail
+    from .models import BatchSaveResult, ErrorDetail
 
 #: The text a K/3 Cloud server answers (with a non-200 status) when it rejects signed headers.
 PASSPORT_FAILURE = "Fail to verify thirty passport"
@@ -75,6 +80,22 @@ class K3CloudTimeoutError(K3CloudConnectionError, RequestTimeoutError):
 
 class K3CloudResponseError(K3CloudError, ResponseFormatError):
     """The body is not what the API documents (not JSON, or not the expected shape)."""
+
+
+class K3CloudPageLimitError(K3CloudError):
+    """``iter_bill_query`` read ``max_pages`` full pages and more rows may follow.
+
+    Raised instead of stopping silently, so that a result is never truncated unnoticed (and a
+    server that ignores ``StartRow`` is not paged forever). ``operation`` says which query
+    (``"ExecuteBillQuery BD_Customer"``) and ``start_row`` where its next page would start.
+    Narrow the filter or raise ``max_pages``.
+    """
+
+    def __init__(self, message: str, *, max_pages: int, operation: str, start_row: int) -> None:
+        super().__init__(message)
+        self.max_pages = max_pages
+        self.operation = operation
+        self.start_row = start_row
 
 
 class LoginError(K3CloudError):

@@ -1,8 +1,14 @@
-"""Models of K/3 Cloud's wire objects and of the results this SDK builds, and THE converter."""
+"""Models of K/3 Cloud's wire objects and of the results this SDK builds, and THE converter.
+
+``converter`` turns wire objects into these models and back (``converter.structure(obj,
+ResponseStatus)``, ``converter.unstructure(customer)``); ``Customer.to_wire()`` /
+``Customer.from_wire()`` are the same for one customer.
+"""
 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -10,12 +16,22 @@ from typing import Any
 import attrs
 from typing_extensions import Self
 
-from _huke_k3_core import WireFieldError, WireModel, make_converter
+from _huke_k3_core import Id, WireFieldError, WireModel, make_converter, wire_text
 
-from ._errors import BatchSaveError
+from .errors import BatchSaveError
 
-#: An internal id: K/3 Cloud sends most as numbers, some forms' as text; kept as received.
-Id = int | str
+__all__ = [
+    "BatchSaveResult",
+    "Customer",
+    "ErrorDetail",
+    "FailedRow",
+    "Id",
+    "OperationRow",
+    "ResponseStatus",
+    "SavedRow",
+    "SuccessEntity",
+    "converter",
+]
 
 
 @attrs.frozen
@@ -73,18 +89,19 @@ def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise TypeError(f"expected text, not {type(value).__name__}")
+    """An organisation number or a name: text, or an integer as text (a float is no number of
+    an organisation, and ``100.0`` must not become ``"100.0"``)."""
+    text = None if isinstance(value, float) else wire_text(value)
+    if text is None:
+        raise TypeError(f"expected text, not {type(value).__name__}")
+    return text
 
 
 @attrs.frozen
 class Customer(WireModel):
     """A ``BD_Customer`` (customer master data) row.
 
-    ``converter.unstructure(customer)`` (or ``customer.to_model()``) gives the ``Model`` object
+    ``customer.to_wire()`` (or ``converter.unstructure(customer)``) gives the ``Model`` object
     ``BatchSave`` expects: ``FNumber``, ``FName``, ``FCreateOrgId``/``FUseOrgId`` as
     ``{"FNumber": org}``, ``FDescription`` when given, ``FCUSTID`` when ``id`` is set (an update),
     and every key of ``extra`` (other wire fields, e.g. ``{"FShortName": "ACME"}``).
@@ -100,16 +117,36 @@ class Customer(WireModel):
         factory=dict, kw_only=True, hash=False, converter=_frozen_mapping
     )
 
-    def to_model(self) -> dict[str, Any]:
+    def to_wire(self) -> dict[str, Any]:
         """The ``BD_Customer`` model object (see the class docs)."""
         model: dict[str, Any] = converter.unstructure(self)
         return model
 
     @classmethod
-    def from_model(cls, model: Mapping[str, Any]) -> Self:
+    def from_wire(cls, model: Mapping[str, Any]) -> Self:
         """A customer from a ``BD_Customer`` model object; unknown keys go to ``extra``."""
         customer: Self = converter.structure(model, cls)
         return customer
+
+    def to_model(self) -> dict[str, Any]:
+        """Deprecated: ``to_wire()``."""
+        _renamed("to_model", "to_wire")
+        return self.to_wire()
+
+    @classmethod
+    def from_model(cls, model: Mapping[str, Any]) -> Self:
+        """Deprecated: ``from_wire()``."""
+        _renamed("from_model", "from_wire")
+        return cls.from_wire(model)
+
+
+def _renamed(old: str, new: str) -> None:
+    warnings.warn(
+        f"Customer.{old}() is renamed Customer.{new}(): call that "
+        f"(the old name goes away in a future release)",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 _CUSTOMER_KEYS = ("FNumber", "FName", "FCreateOrgId", "FUseOrgId", "FDescription", "FCUSTID")
@@ -193,11 +230,23 @@ def _structure_id(value: Any, _: Any) -> Id:
 
 @attrs.frozen
 class SavedRow:
-    """An input row the server saved: its position in the caller's input, its id and number."""
+    """A row an operation acted on: saved (``batch_save``, ``save``), submitted, audited,
+    un-audited, deleted, or the copy ``allocate`` made.
+
+    ``index`` is its position in the caller's input (for ``submit`` and the like, in the numbers
+    then ids given; for ``allocate``, the (record, organisation) pair); ``id`` and ``number``
+    are the server's.
+    """
 
     index: int
     id: Id | None
     number: str | None
+
+
+OperationRow = SavedRow
+"""What ``submit``, ``audit``, ``unaudit``, ``delete`` and ``allocate`` return: a row the
+operation acted on. The same class as ``SavedRow`` (so results compare, print and pass
+``isinstance`` checks as they always have); the name says what the row is."""
 
 
 @attrs.frozen
