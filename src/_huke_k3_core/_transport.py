@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import logging
 import time
@@ -243,6 +244,14 @@ class BaseAPIClient(Generic[HttpxClientT]):
         detail = self._redact(str(exc)) or type(exc).__name__
         return cls(f"POST {url} {what}: {detail}", url=url, reached_server=reached)
 
+    def _received(
+        self, response: httpx.Response, started: float, parse: Callable[[httpx.Response], T]
+    ) -> T:
+        """What both ``_send`` loops do with a response: log it, check its status, parse it."""
+        self._log_response(response, started)
+        self._check_status(response)
+        return parse(response)
+
     def _log_response(self, response: httpx.Response, started: float) -> None:
         if self._logger.isEnabledFor(logging.DEBUG):
             self._logger.debug(
@@ -271,6 +280,10 @@ def _has_request(exc: httpx.TransportError) -> bool:
     return True
 
 
+#: Failures ``_retry_delay`` judges (retried, or turned into the user-facing error).
+_RETRY_CANDIDATES = (httpx.TransportError, HTTPStatusError, ResponseFormatError, RetryableResponse)
+
+
 class SyncAPIClient(BaseAPIClient[httpx.Client]):
     def _default_http(self) -> httpx.Client:
         return httpx.Client(timeout=self.timeout, limits=DEFAULT_LIMITS, verify=True)
@@ -284,24 +297,15 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
         idempotent: bool = True,
     ) -> T:
         """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
-        retries = 0
-        while True:
-            request = make_request()
+        for retries in itertools.count():
+            request, started = make_request(), time.perf_counter()
             try:
-                started = time.perf_counter()
                 response = self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
-                self._log_response(response, started)
-                self._check_status(response)
-                return parse(response)
-            except (
-                httpx.TransportError,
-                HTTPStatusError,
-                ResponseFormatError,
-                RetryableResponse,
-            ) as exc:
+                return self._received(response, started, parse)
+            except _RETRY_CANDIDATES as exc:
                 delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
             time.sleep(delay)
-            retries += 1
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
 
     def close(self) -> None:
         """Close the connection pool (unless it was handed in by the caller, who then owns it)."""
@@ -333,24 +337,15 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         idempotent: bool = True,
     ) -> T:
         """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
-        retries = 0
-        while True:
-            request = make_request()
+        for retries in itertools.count():
+            request, started = make_request(), time.perf_counter()
             try:
-                started = time.perf_counter()
                 response = await self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
-                self._log_response(response, started)
-                self._check_status(response)
-                return parse(response)
-            except (
-                httpx.TransportError,
-                HTTPStatusError,
-                ResponseFormatError,
-                RetryableResponse,
-            ) as exc:
+                return self._received(response, started, parse)
+            except _RETRY_CANDIDATES as exc:
                 delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
             await anyio.sleep(delay)
-            retries += 1
+        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it was handed in by the caller, who then owns it)."""
