@@ -30,6 +30,7 @@ BENCHMARKS = {
     "memory": "bench_memory",
     "models": "bench_models",
     "backpressure": "bench_backpressure",
+    "import": "bench_import",
 }
 
 

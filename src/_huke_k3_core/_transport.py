@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Generic, TypeVar
 
-import anyio
 import attrs
 import httpx
 from typing_extensions import Self
@@ -280,6 +279,12 @@ def _has_request(exc: httpx.TransportError) -> bool:
     return True
 
 
+async def _async_sleep(seconds: float) -> None:
+    import anyio  # loaded on the first async retry: sync programs never pay for it
+
+    await anyio.sleep(seconds)
+
+
 #: Failures ``_retry_delay`` judges (retried, or turned into the user-facing error).
 _RETRY_CANDIDATES = (httpx.TransportError, HTTPStatusError, ResponseFormatError, RetryableResponse)
 
@@ -344,7 +349,7 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
                 return self._received(response, started, parse)
             except _RETRY_CANDIDATES as exc:
                 delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
-            await anyio.sleep(delay)
+            await _async_sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
 
     async def aclose(self) -> None:

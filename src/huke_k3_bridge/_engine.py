@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
-import anyio
 from typing_extensions import Self, Unpack
 
 from huke_client import AsyncHukeClient, HukeClient
@@ -163,6 +162,8 @@ def _execute(k3: K3CloudClient, calls: Calls, op: Operation) -> Any:
 async def _aexecute(k3: AsyncK3CloudClient, calls: Calls, op: Operation) -> Any:
     """:func:`_execute` on the async client: the same call, awaited (a query's pages drained)."""
     if isinstance(op, Pause):
+        import anyio  # the async engine's only: sync programs never load it
+
         await anyio.sleep(op.seconds)
         return None
     try:
@@ -227,6 +228,8 @@ async def _gather(
         results[i] = await call(op)
         bar.advance(operation_size(op))
 
+    import anyio
+
     async with anyio.create_task_group() as tasks:
         for i, op in enumerate(ops):
             tasks.start_soon(one, i, op)
@@ -264,6 +267,8 @@ async def async_sync_customers(
     Same other arguments, decisions and report as :func:`sync_customers`.
     """
     options = options_of_call("async_sync_customers", options, keywords)
+    import anyio
+
     with _Run(options, k3, split=options.fetch_concurrency) as run:
         ledger = run.ledger
         # ``concurrency`` is the ceiling; the limit in use adapts to what K/3 Cloud takes.

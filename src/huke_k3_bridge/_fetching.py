@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
-
-import anyio
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from typing import TYPE_CHECKING, Any
 
 from huke_client import AsyncHukeClient, HukeClient
 
 from ._ledger import Ledger
 from ._progress import Progress
 from ._transform import PreparedTrade, prepare_trade
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from anyio.streams.memory import MemoryObjectSendStream
 
 _WINDOW_DONE = object()
 
@@ -52,6 +52,10 @@ async def afetch_windows(
     ``arrived`` as it arrives (then ``None`` once every window is in), and to ``received`` in
     window order (with its window). Stops at the first window that fails (as the sync fetcher
     does)."""
+    # Loaded here, by the async engine only: sync programs never pay for anyio.
+    import anyio
+    from anyio.streams.memory import MemoryObjectReceiveStream
+
     slots = anyio.Semaphore(width)
     unfetched = len(ledger.windows)
     transform, order_by = ledger.transform, ledger.order_by

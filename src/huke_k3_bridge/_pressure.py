@@ -17,12 +17,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import anyio
 import attrs
 
 from k3cloud_client import (
@@ -35,6 +33,9 @@ from k3cloud_client import (
 )
 
 from ._operations import ExistenceQuery, Operation, SaveBatch
+
+if TYPE_CHECKING:
+    import anyio
 
 logger = logging.getLogger("huke_k3_bridge")
 
@@ -212,13 +213,26 @@ def call_with_backoff(
         sleep(delay)
 
 
+async def _anyio_sleep(seconds: float) -> None:
+    import anyio  # loaded by the async engine only
+
+    await anyio.sleep(seconds)
+
+
+def _median(values: Sequence[float]) -> float:
+    """The median (``statistics`` costs more to import than this costs to run)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 async def acall_with_backoff(
     op: Operation,
     execute: Callable[[Operation], Awaitable[Any]],
     limiter: AdaptiveLimiter,
     *,
     retry: RateLimitRetry | None = None,
-    sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rand: Callable[[], float] = random.random,
 ) -> Any:
@@ -239,7 +253,7 @@ async def acall_with_backoff(
         delay = retrying.settle(result)
         if delay is None:
             return retrying.result
-        await sleep(delay)
+        await (sleep or _anyio_sleep)(delay)
 
 
 # -- the adaptive limit ---------------------------------------------------------------------------
@@ -375,6 +389,8 @@ class AdaptiveLimiter:
         """Wait for a place and hold it for one call; the call's latency and outcome are
         recorded on leaving (nothing is recorded if the call is cancelled or raises)."""
         if self._tokens is None:
+            import anyio  # loaded by the async engine only
+
             self._tokens = anyio.CapacityLimiter(self._limit)
         tokens = self._tokens
         borrower = object()
@@ -427,7 +443,7 @@ class AdaptiveLimiter:
         self._window_slow = self._window_slow or ratio > self.latency_factor
         if len(self._window) < max(self._limit, self.MIN_WINDOW):
             return
-        if statistics.median(self._window) > self.latency_factor:
+        if _median(self._window) > self.latency_factor:
             self._decrease(took=self._limit - 1)
         elif self._window_busy and not self._window_slow and self._settled():
             self._increase()

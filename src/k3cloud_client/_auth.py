@@ -19,9 +19,8 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from functools import partial
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import anyio
 import attrs
 import httpx
 
@@ -34,6 +33,9 @@ from _huke_k3_core import (
     mask,
     snippet,
 )
+
+if TYPE_CHECKING:
+    import anyio
 
 from ._wire import AUTH_SERVICE, MSG_SESSION_LOST, SERVICE_SUFFIX, SESSION_COOKIE, msg_code_of
 from .errors import (
@@ -221,7 +223,9 @@ class _SessionLogin(httpx.Auth):
         self._state = threading.Condition()
         self._drained: anyio.Event | None = None
         self._thread_lock = threading.Lock()
-        self._async_lock = anyio.Lock()
+        # Made on the first async call (anyio is not loaded by sync programs); no await comes
+        # between the check and the assignment, so one event loop makes exactly one.
+        self._async_lock: anyio.Lock | None = None
 
     @property
     def login_count(self) -> int:
@@ -342,18 +346,23 @@ class _SessionLogin(httpx.Auth):
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """The session flow for ``httpx.AsyncClient``; logins are serialised with an anyio lock."""
+        import anyio  # loaded on the first async call: sync programs never pay for it
+
+        if self._async_lock is None:
+            self._async_lock = anyio.Lock()
+        lock = self._async_lock
         flow = self._flow(request)
         held = False
         try:
             step = next(flow)
             while True:
                 if step is _ACQUIRE:
-                    await self._async_lock.acquire()
+                    await lock.acquire()
                     held = True
                     step = flow.send(None)
                 elif step is _RELEASE:
                     held = False
-                    self._async_lock.release()
+                    lock.release()
                     step = flow.send(None)
                 elif isinstance(step, _Drain):
                     with anyio.move_on_after(step.limit):
@@ -379,7 +388,7 @@ class _SessionLogin(httpx.Auth):
             return
         finally:
             if held:
-                self._async_lock.release()
+                lock.release()
             flow.close()
 
     # -- steps -----------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-import anyio
 import httpx
 from typing_extensions import Unpack
 
@@ -264,6 +263,8 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         run = self._batch_save(form_id, models, chunk_size, SaveOptions.build(options, kwargs))
+        import anyio  # loaded on the first async call: sync programs never pay for it
+
         limiter = anyio.CapacityLimiter(concurrency)
 
         async def send(chunk: Chunk) -> None:

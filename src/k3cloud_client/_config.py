@@ -7,16 +7,18 @@ setting raises ``K3CloudConfigError`` naming it.
 from __future__ import annotations
 
 import codecs
-import configparser
 import os
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from _huke_k3_core import check_url, read_env
 
 from .errors import K3CloudConfigError
+
+if TYPE_CHECKING:
+    import configparser
 
 ENV_SERVER_URL = "K3CLOUD_SERVER_URL"
 ENV_ACCT_ID = "K3CLOUD_ACCT_ID"
@@ -82,6 +84,8 @@ def _decode_ini(content: bytes, shown: str) -> str:
 def _syntax_problem(exc: configparser.Error) -> str:
     """What is wrong where, in words that quote no value: configparser's own messages quote the
     offending line, which may be the one holding the secret."""
+    import configparser
+
     if isinstance(exc, configparser.MissingSectionHeaderError):
         return (
             f"line {exc.lineno}: no [section] header before the first setting (the official "
@@ -105,6 +109,8 @@ def _read_ini(path: str | os.PathLike[str]) -> configparser.ConfigParser:
             content = file.read()
     except OSError as exc:
         raise K3CloudConfigError(f"cannot read {shown}: {exc.strerror}") from None
+    import configparser  # only programs that read a conf.ini load it
+
     parser = configparser.ConfigParser(interpolation=None)
     problem = None
     try:

@@ -119,7 +119,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def fake_sleep(delay: float) -> None:
         recorded.append(delay)
 
-    monkeypatch.setattr(transport_module.anyio, "sleep", fake_sleep)
+    monkeypatch.setattr(transport_module, "_async_sleep", fake_sleep)
     return recorded
 
 
