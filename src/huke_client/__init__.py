@@ -26,7 +26,7 @@ from ._errors import (
     HukeTimeoutError,
 )
 from ._models import SearchTradesRequest, TimeRange, Trade, TradePage
-from ._options import DEFAULT_MAX_PAGES, SearchOptions
+from ._options import DEFAULT_MAX_PAGES, PageKwargs, SearchKwargs, SearchOptions
 from ._plan import DEFAULT_MAX_RESTARTS
 from ._time import TimeLike, to_epoch_ms
 
@@ -46,7 +46,9 @@ __all__ = [
     "HukePageLimitError",
     "HukeResponseError",
     "HukeTimeoutError",
+    "PageKwargs",
     "RetryPolicy",
+    "SearchKwargs",
     "SearchOptions",
     "SearchTradesRequest",
     "TimeLike",

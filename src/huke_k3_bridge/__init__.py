@@ -17,7 +17,7 @@ reads a table like the scheme's (``SCHEME``). ``huke-k3 demo`` shows it all on s
 
 from ._engine import async_sync_customers, sync_customers
 from ._errors import AccountingError, BridgeError, StateError, StateLockedError
-from ._options import AsyncSyncKeywords, OnExisting, SyncKeywords, SyncOptions
+from ._options import AsyncSyncKwargs, OnExisting, SyncKwargs, SyncOptions
 from ._progress import ProgressArg, ProgressCallback, ProgressEvent
 from ._report import STATUSES, OutcomeStatus, SyncReport, TradeOutcome
 from ._state import DEFAULT_OVERLAP, FileState, State
@@ -50,7 +50,7 @@ __all__ = [
     "SCHEME_COLLECTION",
     "STATUSES",
     "AccountingError",
-    "AsyncSyncKeywords",
+    "AsyncSyncKwargs",
     "BridgeError",
     "CustomerStep",
     "CustomerTransform",
@@ -67,7 +67,7 @@ __all__ = [
     "State",
     "StateError",
     "StateLockedError",
-    "SyncKeywords",
+    "SyncKwargs",
     "SyncOptions",
     "SyncReport",
     "Template",

@@ -24,7 +24,7 @@ from ._calls import Calls, failed
 from ._fetching import afetch_windows, fetch_windows
 from ._ledger import Ledger
 from ._operations import ExistenceQuery, Operation, Pause, operation_size
-from ._options import AsyncSyncKeywords, SyncKeywords, SyncOptions, options_of_call
+from ._options import AsyncSyncKwargs, SyncKwargs, SyncOptions, options_of_call
 from ._pressure import AdaptiveLimiter, acall_with_backoff, call_with_backoff
 from ._progress import Progress, make_sink
 from ._report import SyncReport
@@ -179,7 +179,7 @@ def sync_customers(
     k3: K3CloudClient,
     *,
     options: SyncOptions | None = None,
-    **keywords: Unpack[SyncKeywords],
+    **keywords: Unpack[SyncKwargs],
 ) -> SyncReport:
     """Create a K/3 Cloud customer for every buyer of the Huke trades in ``[start, end]``.
 
@@ -196,7 +196,7 @@ def sync_customers(
         k3: the K/3 Cloud client to save customers with.
         options: the run's options as one :class:`SyncOptions`; keywords given beside it
             change those fields.
-        **keywords: the run's options by name (:class:`SyncKeywords`): ``start``, ``end``,
+        **keywords: the run's options by name (:class:`SyncKwargs`): ``start``, ``end``,
             ``transform``, ``on_existing``, ``batch_size``, ``dry_run``, ``state``,
             ``progress``, ``window``, ``form_id``, ``page_size``, ``order_by``, ``clock``,
             ``confirm_timeout``, ``case_sensitive_numbers``; each is documented with
@@ -241,7 +241,7 @@ async def async_sync_customers(
     k3: AsyncK3CloudClient,
     *,
     options: SyncOptions | None = None,
-    **keywords: Unpack[AsyncSyncKeywords],
+    **keywords: Unpack[AsyncSyncKwargs],
 ) -> SyncReport:
     """:func:`sync_customers` on the async clients, overlapping the waits.
 
@@ -262,7 +262,7 @@ async def async_sync_customers(
         options: as for :func:`sync_customers`; ``concurrency`` and ``fetch_concurrency``
             are read here.
         **keywords: the options of :func:`sync_customers` by name, and ``concurrency`` and
-            ``fetch_concurrency`` (:class:`AsyncSyncKeywords`; see :class:`SyncOptions`).
+            ``fetch_concurrency`` (:class:`AsyncSyncKwargs`; see :class:`SyncOptions`).
 
     Same other arguments, decisions and report as :func:`sync_customers`.
     """

@@ -2,7 +2,7 @@
 
 ``sync_customers(huke, k3, batch_size=100)`` and
 ``sync_customers(huke, k3, options=SyncOptions(batch_size=100))`` are the same run: the keywords
-are typed once (:class:`SyncKeywords`, PEP 692) and become a :class:`SyncOptions`, which is
+are typed once (:class:`SyncKwargs`, PEP 692) and become a :class:`SyncOptions`, which is
 what the engine, the watermark planning and the ledger read. A new option is a field here and a
 key there, and nothing in between.
 """
@@ -31,7 +31,7 @@ OnExisting = Literal["skip", "update"]
 DEFAULT_CONFIRM_FOR = 30.0
 
 
-class SyncKeywords(TypedDict, total=False):
+class SyncKwargs(TypedDict, total=False):
     """The keyword options of :func:`sync_customers`, as typed ``**keywords`` (PEP 692): the
     fields of :class:`SyncOptions` the sync engine reads."""
 
@@ -52,8 +52,8 @@ class SyncKeywords(TypedDict, total=False):
     case_sensitive_numbers: bool
 
 
-class AsyncSyncKeywords(SyncKeywords, total=False):
-    """The keyword options of :func:`async_sync_customers`: :class:`SyncKeywords` and the two
+class AsyncSyncKwargs(SyncKwargs, total=False):
+    """The keyword options of :func:`async_sync_customers`: :class:`SyncKwargs` and the two
     that bound its concurrency."""
 
     concurrency: int
@@ -170,8 +170,8 @@ class SyncOptions:
 
 #: The keywords each public function takes.
 _KEYWORDS: Mapping[str, frozenset[str]] = {
-    "sync_customers": frozenset(SyncKeywords.__optional_keys__),
-    "async_sync_customers": frozenset(AsyncSyncKeywords.__optional_keys__),
+    "sync_customers": frozenset(SyncKwargs.__optional_keys__),
+    "async_sync_customers": frozenset(AsyncSyncKwargs.__optional_keys__),
 }
 
 

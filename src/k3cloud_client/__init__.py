@@ -20,7 +20,15 @@ from . import filters
 from ._auth import AppSecretLogin, PasswordLogin, SignedHeaderAuth, SignLogin
 from ._batch import DEFAULT_CHUNK_SIZE
 from ._client import AsyncK3CloudClient, K3CloudClient
-from ._options import DEFAULT_MAX_PAGES, DEFAULT_PAGE_SIZE, QueryOptions, SaveOptions
+from ._options import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_PAGE_SIZE,
+    PagedQueryKwargs,
+    QueryKwargs,
+    QueryOptions,
+    SaveKwargs,
+    SaveOptions,
+)
 from .errors import (
     WHOLE_CALL_MSG_CODES,
     BatchSaveError,
@@ -82,12 +90,15 @@ __all__ = [
     "LoginError",
     "OperationNotAllowedError",
     "OperationRow",
+    "PagedQueryKwargs",
     "PasswordLogin",
     "PermissionDeniedError",
+    "QueryKwargs",
     "QueryOptions",
     "RateLimitedError",
     "ResponseStatus",
     "RetryPolicy",
+    "SaveKwargs",
     "SaveOptions",
     "SavedRow",
     "SessionLostError",

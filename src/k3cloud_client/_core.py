@@ -212,12 +212,12 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
     def _batch_save(
         self, form_id: str, models: Iterable[object], chunk_size: int, options: SaveOptions
     ) -> _BatchSave:
-        wire = options.wire()
+        wire = options.to_wire()
         plan = BatchPlan(form_id, models, chunk_size=chunk_size, options=wire, logger=self._logger)
         return _BatchSave(plan, self._replies.batch(f"BatchSave {form_id}"))
 
     def _save_call(self, form_id: str, model: object, options: SaveOptions) -> Call[SavedRow]:
-        data = {"Model": to_wire_model(model, 0), **options.wire()}
+        data = {"Model": to_wire_model(model, 0), **options.to_wire()}
         parse = self._replies.saved_one(f"Save {form_id}")
         return Call("Save", form_body(form_id, data), parse, write=True)
 

@@ -146,7 +146,7 @@ class SaveOptions:
                 extra[name] = value
         return attrs.evolve(base, **declared, extra=extra)
 
-    def wire(self) -> dict[str, Any]:
+    def to_wire(self) -> dict[str, Any]:
         """The ``data`` keys beside ``Model``, in the documented order, then the extra ones;
         TypeError for an extra option the SDK sets itself or one that repeats a field."""
         named = {

@@ -85,7 +85,7 @@ def test_the_testing_package_exports_the_shared_helpers() -> None:
 
 
 def test_save_options_defaults_on_the_wire() -> None:
-    assert list(SaveOptions().wire().items()) == [
+    assert list(SaveOptions().to_wire().items()) == [
         ("IsAutoSubmitAndAudit", False),
         ("IsVerifyBaseDataField", False),
         ("IsDeleteEntry", True),
@@ -102,7 +102,7 @@ def test_save_options_from_keywords_put_unknown_ones_in_extra() -> None:
     assert options == SaveOptions(
         need_update_fields=("FName",), extra={"is_entry_batch_fill": False, "X": 1}
     )
-    wire = options.wire()
+    wire = options.to_wire()
     assert wire["NeedUpDateFields"] == ["FName"]
     assert wire["IsEntryBatchFill"] is False
     assert wire["X"] == 1
