@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from huke_client import to_epoch_ms
 from huke_client.testing import Fault, fake_trade
 from huke_k3_bridge import FileState
 from huke_k3_bridge.__main__ import main
@@ -112,7 +114,7 @@ def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--on-existing" in capsys.readouterr().out
 
 
-def _serve_env(stage: Stage, monkeypatch: pytest.MonkeyPatch, huke_url: str, k3_url: str) -> None:
+def _serve_env(monkeypatch: pytest.MonkeyPatch, huke_url: str, k3_url: str) -> None:
     monkeypatch.setenv("HUKE_APP_KEY", HUKE_KEY)
     monkeypatch.setenv("HUKE_APP_SECRET", HUKE_SECRET)
     monkeypatch.setenv("HUKE_BASE_URL", huke_url + "/openapi")
@@ -130,7 +132,7 @@ def test_sync_end_to_end_over_loopback_with_json_and_state(
     trades = stage.generate(80, buyers=25, missing_cid_every=40)
     state = tmp_path / "state.json"
     with stage.fake_huke.serve() as huke_server, stage.fake_k3.serve() as k3_server:
-        _serve_env(stage, clean_env, huke_server.url, k3_server.url)
+        _serve_env(clean_env, huke_server.url, k3_server.url)
         assert main(["-vv", "sync", "--since", "20h", "--json", "--state", str(state)]) == 0
         captured = capsys.readouterr()
         report = json.loads(captured.out)
@@ -145,8 +147,10 @@ def test_sync_end_to_end_over_loopback_with_json_and_state(
         assert report["counts"]["created"] == len(
             {t["buyerCid"] for t in trades if "buyerCid" in t}
         )
-        assert report["watermark"] is not None
-        assert json.loads(state.read_text())["watermark_ms"] > stage.now_ms - 60_000
+        stored_ms = json.loads(state.read_text())["watermark_ms"]
+        # The end of the range: "now" when the run fetched, after the stage was made.
+        assert stage.now_ms <= stored_ms <= time.time() * 1000
+        assert to_epoch_ms(datetime.fromisoformat(report["watermark"])) == stored_ms
         # the next run resumes from the watermark: nothing new to create
         assert main(["sync", "--state", str(state), "--no-progress"]) == 0
         text = capsys.readouterr().out
@@ -164,7 +168,7 @@ def test_sync_exit_1_when_a_customer_failed(
     )
     stage.fake_k3.inject(Fault.http_status(400), path="BatchSave")
     with stage.fake_huke.serve() as huke_server, stage.fake_k3.serve() as k3_server:
-        _serve_env(stage, clean_env, huke_server.url, k3_server.url)
+        _serve_env(clean_env, huke_server.url, k3_server.url)
         assert main(["sync", "--since", "20h"]) == 1
     out = capsys.readouterr().out
     assert "NOT OK" in out
@@ -177,7 +181,7 @@ def test_sync_dry_run_and_update_flags(
     stage = Stage()
     stage.generate(10, buyers=3)
     with stage.fake_huke.serve() as huke_server, stage.fake_k3.serve() as k3_server:
-        _serve_env(stage, clean_env, huke_server.url, k3_server.url)
+        _serve_env(clean_env, huke_server.url, k3_server.url)
         assert main(["sync", "--dry-run", "--json"]) == 0
         dry = json.loads(capsys.readouterr().out)
         assert dry["dry_run"] is True
@@ -195,7 +199,7 @@ def test_corrupt_state_file_is_a_usage_error(
     state = tmp_path / "state.json"
     state.write_text("garbage")
     # The state is read before anything is fetched: no server needed (port 9 is discard).
-    _serve_env(Stage(), clean_env, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    _serve_env(clean_env, "http://127.0.0.1:9", "http://127.0.0.1:9")
     assert main(["sync", "--state", str(state)]) == 2
     assert "is not a watermark file" in capsys.readouterr().err
 
@@ -212,7 +216,7 @@ def test_a_state_held_by_another_run_exits_2_with_one_clear_line(
     state = tmp_path / "state.json"
     release = _locked_elsewhere(state)
     # Refused before anything is fetched: no server needed (port 9 is discard).
-    _serve_env(Stage(), clean_env, "http://127.0.0.1:9", "http://127.0.0.1:9")
+    _serve_env(clean_env, "http://127.0.0.1:9", "http://127.0.0.1:9")
     try:
         assert main(["sync", "--state", str(state)]) == 2
         captured = capsys.readouterr()
@@ -277,9 +281,9 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
 def test_parse_time() -> None:
     assert parse_time("2024-11-28T08:00:00Z") == datetime(2024, 11, 28, 8, tzinfo=timezone.utc)
     assert parse_time("2024-11-28T16:00:00+08:00") == datetime(2024, 11, 28, 8, tzinfo=timezone.utc)
+    local = datetime(2024, 11, 28, 8).astimezone()
     naive = parse_time("2024-11-28T08:00")
-    assert naive.tzinfo is not None
-    assert naive == datetime(2024, 11, 28, 8).astimezone()
+    assert (naive, naive.utcoffset()) == (local, local.utcoffset())
 
 
 def test_parser_defaults() -> None:
@@ -297,7 +301,7 @@ def test_sync_async_engine_over_loopback(
     stage = Stage()
     trades = stage.generate(60, buyers=20, missing_cid_every=30)
     with stage.fake_huke.serve() as huke_server, stage.fake_k3.serve() as k3_server:
-        _serve_env(stage, clean_env, huke_server.url, k3_server.url)
+        _serve_env(clean_env, huke_server.url, k3_server.url)
         assert main(["sync", "--async", "--since", "20h", "--json"]) == 0
         report = json.loads(capsys.readouterr().out)
         assert report["ok"] is True

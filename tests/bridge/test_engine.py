@@ -397,7 +397,7 @@ async def test_async_lookup_refused_as_a_whole_is_split_and_completed(stage: Sta
     assert len(stage.sent("ExecuteBillQuery")) > 3
 
 
-def test_async_default_fetches_sub_windows_in_parallel(stage: Stage) -> None:
+def test_async_default_fetches_sub_windows_in_parallel() -> None:
     from huke_k3_bridge._windows import subdivide
 
     assert subdivide(0, 99, 4) == [(0, 24), (25, 49), (50, 74), (75, 99)]

@@ -35,8 +35,9 @@ def statuses(report: SyncReport) -> list[str]:
     return [o.status for o in report.outcomes]
 
 
-def make_uncertain(indexes: set[int], *, commit: bool, times: int = 1) -> Any:
-    """A save hook: the listed rows get an uncertain failure (after saving them if ``commit``)."""
+def make_uncertain(indexes: set[int], *, times: int = 1) -> Any:
+    """A save hook: the listed rows, which the stub has stored (committed), get an uncertain
+    failure. A hook that pops them from ``StubK3.store`` first makes the save not commit."""
     left = {"n": times}
 
     def hook(models: list[dict[str, Any]], result: BatchSaveResult) -> BatchSaveResult:
@@ -56,7 +57,7 @@ def make_uncertain(indexes: set[int], *, commit: bool, times: int = 1) -> Any:
 
 def test_uncertain_but_committed_is_confirmed_not_resent() -> None:
     k3 = StubK3()
-    k3.on_save = make_uncertain({0, 1}, commit=True)
+    k3.on_save = make_uncertain({0, 1})
     report = run(StubHuke(trades(3)), k3)
     assert statuses(report) == ["created"] * 3
     assert [o.reason for o in report.outcomes] == [
@@ -75,7 +76,7 @@ def test_uncertain_and_not_committed_is_retried_once() -> None:
     def lose(models: list[dict[str, Any]], result: BatchSaveResult) -> BatchSaveResult:
         if len(k3.saves) == 1:  # first call: row 0 never reached the database
             k3.store.pop(models[0]["FNumber"])
-            return make_uncertain({0}, commit=False)(models, result)
+            return make_uncertain({0})(models, result)
         return result
 
     k3.on_save = lose
@@ -91,9 +92,9 @@ def test_uncertain_twice_is_failed_and_a_rerun_fixes_it() -> None:
 
     def never(models: list[dict[str, Any]], result: BatchSaveResult) -> BatchSaveResult:
         k3.store.pop("c0", None)
-        return make_uncertain(
-            {i for i, m in enumerate(models) if m["FNumber"] == "c0"}, commit=False
-        )(models, result)
+        return make_uncertain({i for i, m in enumerate(models) if m["FNumber"] == "c0"})(
+            models, result
+        )
 
     k3.on_save = never
     report = run(StubHuke(trades(2)), k3)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from huke_client import to_epoch_ms
 from huke_client.testing import fake_trade
 from huke_k3_bridge import FileState, StateError, SyncReport
 
@@ -43,9 +44,11 @@ async def test_an_end_in_the_future_stores_no_watermark_beyond_the_fetch(
         clock=lambda: now / 1000,
     )
     assert first.ok
-    stored = state.load()
-    assert stored is not None
-    assert int(stored.timestamp() * 1000) <= now
+    # "now" when the fetch started, not the end asked for (clock() is float seconds: read back
+    # as ms it may lose the last one).
+    assert first.watermark == state.load()
+    assert first.watermark is not None
+    assert now - 1 <= to_epoch_ms(first.watermark) <= now
     # A trade stamped after the fetch started but before the end asked for: the next run sees it.
     stage.fake_huke.add_trades([fake_trade(create_time=now + 1000, tid="B", buyer_cid="wmB")])
     second = await _run(
@@ -94,9 +97,10 @@ async def test_a_watermark_slightly_ahead_is_clamped_to_now_with_a_note(
     assert report.resumed_from is not None
     assert int(report.resumed_from.timestamp() * 1000) == now - 300_000
     assert [(o.trade_id, o.status) for o in report.outcomes] == [("A", "created")]
-    stored = state.load()
-    assert stored is not None
-    assert int(stored.timestamp() * 1000) <= now
+    # Replaced though earlier than what was stored: the run's end, "now" (within clock() rounding).
+    assert report.watermark == state.load()
+    assert report.watermark is not None
+    assert now - 1 <= to_epoch_ms(report.watermark) <= now
 
 
 def test_an_explicit_end_before_the_watermark_says_there_is_nothing_to_fetch(

@@ -25,12 +25,10 @@ class Clock:
     def __init__(self, start: float = 1_700_000_000.0, step: float = 1.0) -> None:
         self.now = start
         self.step = step
-        self.reads = 0
 
     def __call__(self) -> float:
         value = self.now
         self.now += self.step
-        self.reads += 1
         return value
 
 

@@ -359,7 +359,9 @@ def test_plan_restarts_are_counted_per_window() -> None:
     # The next window has its own budget (and its own totals).
     assert plan.next_call() == (10, 19, 1)
     assert plan.record(count=2, page_size=2, total=5) is None
-    assert plan.record(count=2, page_size=2, total=4) is not None
+    assert plan.record(count=2, page_size=2, total=4) == Restart(
+        window=(10, 19), page=2, before=5, after=4, number=1, max_restarts=1
+    )
     assert plan.next_call() == (10, 19, 1)
     assert plan.record(count=2, page_size=2, total=4) is None
     with pytest.raises(HukeConsistencyError) as info:
@@ -382,7 +384,9 @@ def test_a_change_of_total_on_the_last_page_still_restarts() -> None:
     """Page 2 short of the first total but at the new one: the shift may have hidden a trade."""
     plan = PagePlan([(0, 9)], max_pages=100)
     plan.record(count=2, page_size=2, total=4)
-    assert plan.record(count=1, page_size=2, total=3) is not None
+    assert plan.record(count=1, page_size=2, total=3) == Restart(
+        window=(0, 9), page=2, before=4, after=3, number=1, max_restarts=DEFAULT_MAX_RESTARTS
+    )
     assert plan.next_call() == (0, 9, 1)
 
 
@@ -395,7 +399,8 @@ def test_describe_window_gives_ms_and_utc() -> None:
 def test_new_names_are_public() -> None:
     for name in ("HukeConsistencyError", "DEFAULT_MAX_RESTARTS"):
         assert name in huke_client.__all__
-        assert getattr(huke_client, name) is not None
+    assert huke_client.DEFAULT_MAX_RESTARTS == 3
+    assert huke_client.HukeConsistencyError.__name__ == "HukeConsistencyError"
     assert issubclass(huke_client.HukeConsistencyError, huke_client.HukeError)
 
 

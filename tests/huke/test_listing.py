@@ -741,7 +741,7 @@ def test_one_id_for_another_buyer_or_time_is_another_trade() -> None:
     """Some shops' ids are unique per shop only: the buyer and the time tell the trades apart."""
     plan = PagePlan([(0, 9)], max_pages=100)
     assert _page(plan, ["a", "b", "c"], 6) is None
-    assert plan.next_call() is not None
+    assert plan.next_call() == (0, 9, 2)
     other = [
         {"tid": "a", "buyerCid": "someone else", "createTime": 1},
         {"tid": "b", "buyerCid": "bb", "createTime": 2},

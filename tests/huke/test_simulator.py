@@ -286,7 +286,7 @@ def test_injected_faults_and_error_envelopes(fake: FakeHuke, client: HukeClient)
     assert client.search_trades(start=0, end=1).trades == []  # one strike only
 
 
-def test_over_a_real_loopback_socket(clock: Clock) -> None:
+def test_over_a_real_loopback_socket() -> None:
     fake = FakeHuke(APP_KEY, APP_SECRET, trades=generate_trades(250, start=START_MS, end=END_MS))
     fake.inject(Fault.reset())
     fake.inject(Fault.http_status(503, retry_after=0))

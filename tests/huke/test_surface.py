@@ -64,7 +64,7 @@ def _bodies(fake: FakeHuke) -> list[Any]:
     return [json.loads(request.content) for request in fake.received]
 
 
-def test_options_object_and_keyword_arguments_send_the_same_bytes(clock: Clock) -> None:
+def test_options_object_and_keyword_arguments_send_the_same_bytes() -> None:
     trades = list(generate_trades(120, start=START_MS, end=END_MS, seed=5))
     by_keywords = FakeHuke(APP_KEY, APP_SECRET, trades=trades, clock=Clock())
     by_object = FakeHuke(APP_KEY, APP_SECRET, trades=trades, clock=Clock())

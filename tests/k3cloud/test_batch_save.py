@@ -508,15 +508,12 @@ def _mangled_reply(numbers: list[str], d_index: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("label", "d_index"),
-    [
-        ("one-based", lambda n, size: n + 1),
-        ("reversed", lambda n, size: size - 1 - n),
-        ("all zero", lambda n, size: 0),
-    ],
+    "d_index",
+    [lambda n, size: n + 1, lambda n, size: size - 1 - n, lambda n, size: 0],
+    ids=["one-based", "reversed", "all zero"],
 )
 def test_success_entries_are_placed_by_their_number_not_a_wrong_dindex(
-    harness: Harness, label: str, d_index: Any
+    harness: Harness, d_index: Any
 ) -> None:
     rows = customers(45)
     numbers = [c.number for c in rows]

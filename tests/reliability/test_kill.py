@@ -21,11 +21,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 import pytest
 
+from huke_client import to_epoch_ms
 from k3cloud_client.testing import TEST_ACCT_ID, TEST_APP_ID, TEST_APP_SECRET, TEST_USER_NAME
 
 from .conftest import HUKE_KEY, HUKE_SECRET, K3_PASSWORD, Auth, Engine, Stage, assert_store_complete
@@ -203,6 +206,7 @@ def test_killed_sync_resumes_without_loss_or_duplicates(
                 assert held <= set(stored) if not drop else not held & set(stored)
             assert not state.exists()  # the watermark is written only once a run is through
         stored_before = len(stage.customers())
+        started_ms = int(time.time() * 1000)
         child = _start(engine, state, env)
         try:
             out, err = child.communicate(timeout=PATIENCE)
@@ -222,8 +226,10 @@ def test_killed_sync_resumes_without_loss_or_duplicates(
             "failed": 0,
             "merged": TRADES - TRADES // 30 - numbers,
         }
-        assert summary["watermark"] is not None
-        assert json.loads(state.read_text())["watermark"] is not None
+        # The end of the child's range: its "now", between its start and its report.
+        mark_ms = to_epoch_ms(datetime.fromisoformat(summary["watermark"]))
+        assert started_ms <= mark_ms <= time.time() * 1000
+        assert json.loads(state.read_text())["watermark_ms"] == mark_ms
         assert_store_complete(stage)  # every buyer once, named after the latest trade
     finally:
         stage.close()

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from huke_client import to_epoch_ms
 from k3cloud_client.testing import SESSION_LOST_MESSAGE
 
 from .conftest import (
@@ -103,7 +104,10 @@ def test_a_save_that_never_lands_ends_uncertain_and_the_next_run_settles_it(
     second = stage.run(engine, state=state)
     assert second.ok, str(second)
     assert set(stage.customers()) == set(stage.winners())
+    # The whole range is through at last: the watermark moves to its end.
+    assert second.watermark == state.load()
     assert second.watermark is not None
+    assert to_epoch_ms(second.watermark) == stage.end
 
 
 def _lagging_queries(operation: str, response: httpx.Response) -> httpx.Response:
