@@ -13,6 +13,7 @@ from ._errors import (
     safe_url,
     snippet,
 )
+from ._frozen import FrozenDict
 from ._models import Id, WireFieldError, WireModel, make_converter, structure_lenient, to_camel
 from ._redact import MASK, Redactor, mask
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, parse_retry_after
@@ -45,6 +46,7 @@ __all__ = [
     "BaseAPIClient",
     "ConnectionFailedError",
     "ErrorTypes",
+    "FrozenDict",
     "HTTPStatusError",
     "HttpxClientT",
     "Id",

@@ -7,6 +7,7 @@ only for names the module does not already have (PEP 562), so the common imports
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +41,11 @@ def module_getattr(
         if target is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         new = target.replace(":", ".")
+        # ``from package import name`` asks twice: importlib's ``_handle_fromlist`` first checks
+        # that the name exists, then the import statement fetches it. Only the second is the
+        # user's line, so only it warns (once per import, pointing at that line).
+        if sys._getframe(1).f_code.co_name == "_handle_fromlist":
+            return _load(target)
         warnings.warn(
             f"{package}.{name} moved to {new}: import it from there "
             f"(the old path goes away in a future release)",

@@ -31,6 +31,7 @@ from _huke_k3_core import (
     read_env,
     safe_url,
 )
+from _huke_k3_core._signature import spell_out_options
 
 from ._auth import HukeAuth
 from ._envelope import envelope_code, envelope_data
@@ -333,6 +334,7 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         retried too (a write is retried only when it surely was not carried out)."""
         return self._send(*self._prepare(path, body), auth=self.auth, idempotent=idempotent)
 
+    @spell_out_options(PageKwargs, SearchOptions)
     def search_trades(
         self,
         *,
@@ -348,6 +350,7 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         top-level wire field to the body as given."""
         return self._send(*self._page_call(start, end, page, options, search), auth=self.auth)
 
+    @spell_out_options(SearchKwargs, SearchOptions)
     def iter_trade_pages(
         self,
         *,
@@ -385,6 +388,7 @@ class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
         which leave the total as it was."""
         return self._pages(*self._search(start, end, options, search))
 
+    @spell_out_options(SearchKwargs, SearchOptions)
     def iter_trades(
         self,
         *,
@@ -424,6 +428,7 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
         """Async twin of ``HukeClient.request``."""
         return await self._send(*self._prepare(path, body), auth=self.auth, idempotent=idempotent)
 
+    @spell_out_options(PageKwargs, SearchOptions)
     async def search_trades(
         self,
         *,
@@ -437,6 +442,7 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
         call = self._page_call(start, end, page, options, search)
         return await self._send(*call, auth=self.auth)
 
+    @spell_out_options(SearchKwargs, SearchOptions)
     def iter_trades(
         self,
         *,
@@ -448,6 +454,7 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
         """Async twin of ``HukeClient.iter_trades``: use with ``async for``."""
         return _trades_of(self._pages(*self._search(start, end, options, search)))
 
+    @spell_out_options(SearchKwargs, SearchOptions)
     def iter_trade_pages(
         self,
         *,

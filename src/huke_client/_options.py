@@ -7,12 +7,15 @@ call builds one ``SearchOptions``, validated once, and every page of the search 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any
 
 import attrs
 from typing_extensions import TypedDict
+
+from _huke_k3_core import FrozenDict
 
 from ._models import SearchTradesRequest, TimeRange
 from ._plan import DEFAULT_MAX_RESTARTS, check_limits
@@ -69,8 +72,8 @@ def _check_window(_options: object, _field: object, window: timedelta | None) ->
         raise TypeError(f"window must be a timedelta, not {type(window).__name__}")
 
 
-def _wire_fields(extra: Mapping[str, Any]) -> dict[str, Any]:
-    fields = dict(extra)
+def _wire_fields(extra: Mapping[str, Any]) -> Mapping[str, Any]:
+    fields = FrozenDict(extra)
     clash = sorted(_BUILT_FIELDS.intersection(fields))
     if clash:
         raise ValueError(
@@ -116,19 +119,23 @@ class SearchOptions:
     #: Top-level wire fields added to the body as given (not ``source``, ``dealerList`` or
     #: ``timeRanges``: the options above build those).
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_wire_fields, hash=False)
-    # The body of every page but its time range, and the time range but its bounds and page:
-    # built once from the wire models, so a page costs two dict copies, not two models.
-    _body: dict[str, Any] = attrs.field(init=False, repr=False, eq=False, hash=False)
-    _time_range: dict[str, Any] = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         check_limits(self.max_pages, self.max_restarts)
+
+    # The body of every page but its time range, and the time range but its bounds and page:
+    # built once from the wire models, so a page costs two dict copies, not two models.
+    @functools.cached_property
+    def _body(self) -> dict[str, Any]:
         request = SearchTradesRequest(source=self.source, dealer_list=self.dealer_list)
+        return {**request.to_wire(), **self.extra}
+
+    @functools.cached_property
+    def _time_range(self) -> dict[str, Any]:
         time_range = TimeRange(
             time_type=self.time_type, start_time="", end_time="", page_size=str(self.page_size)
         )
-        object.__setattr__(self, "_body", {**request.to_wire(), **self.extra})
-        object.__setattr__(self, "_time_range", time_range.to_wire())
+        return time_range.to_wire()
 
     @property
     def window_ms(self) -> int | None:
@@ -151,6 +158,8 @@ def search_options(
     """The options of one call: ``base`` (default: every default) with the keyword options
     ``given`` applied. A key of ``given`` not in ``keys`` is an undeclared wire field: it joins
     ``extra`` (after ``base.extra`` and ``given["extra"]``), in the order given."""
+    if base is not None and not isinstance(base, SearchOptions):
+        raise TypeError(f"options= takes a SearchOptions, not {type(base).__name__}")
     if not given:
         return _DEFAULTS if base is None else base
     fields: dict[str, Any] = {}

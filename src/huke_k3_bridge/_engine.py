@@ -17,6 +17,7 @@ from typing import Any
 
 from typing_extensions import Self, Unpack
 
+from _huke_k3_core._signature import spell_out_options
 from huke_client import AsyncHukeClient, HukeClient
 from k3cloud_client import AsyncK3CloudClient, K3CloudClient
 
@@ -174,6 +175,7 @@ async def _aexecute(k3: AsyncK3CloudClient, calls: Calls, op: Operation) -> Any:
         return failed(op, exc)
 
 
+@spell_out_options(SyncKwargs, SyncOptions)
 def sync_customers(
     huke: HukeClient,
     k3: K3CloudClient,
@@ -236,6 +238,7 @@ async def _gather(
     return results
 
 
+@spell_out_options(AsyncSyncKwargs, SyncOptions)
 async def async_sync_customers(
     huke: AsyncHukeClient,
     k3: AsyncK3CloudClient,

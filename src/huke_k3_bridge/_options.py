@@ -9,16 +9,18 @@ key there, and nothing in between.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import Any, Literal
 
 import attrs
 import httpx
 from typing_extensions import TypedDict
+
+from _huke_k3_core import FrozenDict
 
 from ._progress import ProgressArg
 from ._state import State
@@ -127,7 +129,6 @@ class SyncOptions:
     case_sensitive_numbers: bool = False
     concurrency: int = 8
     fetch_concurrency: int = 4
-    save_flags: Mapping[str, Any] = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         # Checked here, before any request or lock: a bad page_size would otherwise surface as
@@ -152,10 +153,13 @@ class SyncOptions:
             raise ValueError(f"window must be a timedelta (or None), got {self.window!r}")
         if self.window is not None and self.window < ONE_MS:
             raise ValueError(f"window must be at least 1 ms, got {self.window!r}")
-        flags = dict(SCHEME_SAVE_FLAGS)
-        flags.update(getattr(self.transform, "save_flags", {}))
-        check_save_options(flags, f"{type(self.transform).__name__}.save_flags")
-        object.__setattr__(self, "save_flags", MappingProxyType(flags))
+        check_save_options(self.save_flags, f"{type(self.transform).__name__}.save_flags")
+
+    @functools.cached_property
+    def save_flags(self) -> Mapping[str, Any]:
+        """The run's ``BatchSave`` options, derived, not given: the scheme's, then those of the
+        transform's ``save_flags``."""
+        return FrozenDict({**SCHEME_SAVE_FLAGS, **getattr(self.transform, "save_flags", {})})
 
     def confirm_for(self, k3: object) -> float:
         """Seconds an uncertain save is looked for before it is sent again: ``confirm_timeout``,

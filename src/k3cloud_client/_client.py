@@ -14,6 +14,7 @@ import httpx
 from typing_extensions import Unpack
 
 from _huke_k3_core import DEFAULT_LIMITS, AsyncAPIClient, Id, SyncAPIClient
+from _huke_k3_core._signature import spell_out_options
 
 from ._batch import DEFAULT_CHUNK_SIZE, Chunk
 from ._core import Call, _K3Core
@@ -62,6 +63,7 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
         except K3CloudError as exc:
             return exc
 
+    @spell_out_options(SaveKwargs, SaveOptions)
     def batch_save(
         self,
         form_id: str,
@@ -90,6 +92,7 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
             run.settle(chunk, self._attempt(run.call(chunk)))
         return run.plan.result()
 
+    @spell_out_options(SaveKwargs, SaveOptions)
     def save(
         self,
         form_id: str,
@@ -167,6 +170,7 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
         """One document (``Result.Result`` of ``View``) by number or id."""
         return self._run(self._view_call(form_id, number, id, extra))
 
+    @spell_out_options(QueryKwargs, QueryOptions)
     def execute_bill_query(
         self,
         form_id: str,
@@ -181,9 +185,10 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
         The query options (``QueryOptions``) are keyword arguments: ``filter_string=""``,
         ``order_string=""``, ``start_row=0``, ``limit=2000``, ``top_row_count=0``; or
         ``options=QueryOptions(...)``."""
-        query = QueryOptions.build(options, kwargs, method="execute_bill_query")
+        query = QueryOptions.build(options, kwargs, method="K3CloudClient.execute_bill_query")
         return self._run(self._rows_call(form_id, field_keys, query))
 
+    @spell_out_options(PagedQueryKwargs, QueryOptions, renamed={"page_size": "limit"})
     def iter_bill_query(
         self,
         form_id: str,
@@ -197,7 +202,9 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
 
         Takes ``execute_bill_query``'s options, with ``page_size=2000`` for ``limit`` and
         ``max_pages=10000``: after that many full pages ``K3CloudPageLimitError`` is raised."""
-        query = QueryOptions.build(options, kwargs, method="iter_bill_query", paged=True)
+        query = QueryOptions.build(
+            options, kwargs, method="K3CloudClient.iter_bill_query", paged=True
+        )
         return self._iter_pages(form_id, field_keys, query)
 
     def _iter_pages(
@@ -207,6 +214,7 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
         while not pager.done:
             yield from pager.take(self.execute_bill_query(form_id, field_keys, **pager.next_page()))
 
+    @spell_out_options(QueryKwargs, QueryOptions)
     def bill_query(
         self,
         form_id: str,
@@ -216,7 +224,7 @@ class K3CloudClient(_K3Core[httpx.Client], SyncAPIClient):
         **kwargs: Unpack[QueryKwargs],
     ) -> list[dict[str, Any]]:
         """One BillQuery call: objects keyed by field key (``execute_bill_query``'s options)."""
-        query = QueryOptions.build(options, kwargs, method="bill_query")
+        query = QueryOptions.build(options, kwargs, method="K3CloudClient.bill_query")
         return self._run(self._objects_call(form_id, field_keys, query))
 
     def execute(
@@ -248,6 +256,7 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
         except K3CloudError as exc:
             return exc
 
+    @spell_out_options(SaveKwargs, SaveOptions)
     async def batch_save(
         self,
         form_id: str,
@@ -276,6 +285,7 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
                 group.start_soon(send, chunk)
         return run.plan.result()
 
+    @spell_out_options(SaveKwargs, SaveOptions)
     async def save(
         self,
         form_id: str,
@@ -350,6 +360,7 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
         """Async twin of ``K3CloudClient.view``."""
         return await self._run(self._view_call(form_id, number, id, extra))
 
+    @spell_out_options(QueryKwargs, QueryOptions)
     async def execute_bill_query(
         self,
         form_id: str,
@@ -359,9 +370,10 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
         **kwargs: Unpack[QueryKwargs],
     ) -> list[list[Any]]:
         """Async twin of ``K3CloudClient.execute_bill_query``."""
-        query = QueryOptions.build(options, kwargs, method="execute_bill_query")
+        query = QueryOptions.build(options, kwargs, method="AsyncK3CloudClient.execute_bill_query")
         return await self._run(self._rows_call(form_id, field_keys, query))
 
+    @spell_out_options(PagedQueryKwargs, QueryOptions, renamed={"page_size": "limit"})
     def iter_bill_query(
         self,
         form_id: str,
@@ -371,7 +383,9 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
         **kwargs: Unpack[PagedQueryKwargs],
     ) -> AsyncIterator[list[Any]]:
         """Async twin of ``K3CloudClient.iter_bill_query`` (``async for row in ...``)."""
-        query = QueryOptions.build(options, kwargs, method="iter_bill_query", paged=True)
+        query = QueryOptions.build(
+            options, kwargs, method="AsyncK3CloudClient.iter_bill_query", paged=True
+        )
         return self._iter_pages(form_id, field_keys, query)
 
     async def _iter_pages(
@@ -383,6 +397,7 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
             for row in pager.take(rows):
                 yield row
 
+    @spell_out_options(QueryKwargs, QueryOptions)
     async def bill_query(
         self,
         form_id: str,
@@ -392,7 +407,7 @@ class AsyncK3CloudClient(_K3Core[httpx.AsyncClient], AsyncAPIClient):
         **kwargs: Unpack[QueryKwargs],
     ) -> list[dict[str, Any]]:
         """Async twin of ``K3CloudClient.bill_query``."""
-        query = QueryOptions.build(options, kwargs, method="bill_query")
+        query = QueryOptions.build(options, kwargs, method="AsyncK3CloudClient.bill_query")
         return await self._run(self._objects_call(form_id, field_keys, query))
 
     async def execute(

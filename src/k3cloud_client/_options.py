@@ -9,11 +9,12 @@ option one field of ``QueryOptions`` and one key of ``QueryKwargs`` / ``PagedQue
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
 from typing_extensions import TypedDict
+
+from _huke_k3_core import FrozenDict
 
 from ._wire import check_form_id
 from .filters import field_key
@@ -79,8 +80,8 @@ def wire_options(named: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str
 
 class SaveKwargs(TypedDict, total=False):
     """The keyword arguments of ``batch_save`` and ``save`` that set ``SaveOptions`` fields (see
-    there). At run time any other keyword is an extra option as well (``is_entry_batch_fill=
-    False`` is sent as ``IsEntryBatchFill``); typed code puts those in ``extra``."""
+    there). At run time any other keyword is an extra option as well (``is_new_option=True`` is
+    sent as ``IsNewOption``); typed code puts those in ``extra``."""
 
     need_update_fields: Sequence[str] | None
     need_return_fields: Sequence[str] | None
@@ -91,6 +92,12 @@ class SaveKwargs(TypedDict, total=False):
     number_search: bool
     batch_count: int | None
     interation_flags: str | None
+    is_entry_batch_fill: bool | None
+    is_auto_adjust_field: bool | None
+    ignore_interation_flag: bool | None
+    is_control_precision: bool | None
+    validate_repeat_json: bool | None
+    sub_system_id: str | None
     extra: Mapping[str, Any]
 
 
@@ -100,7 +107,7 @@ def _field_names(value: Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 def _frozen(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value))
+    return FrozenDict(value)
 
 
 @attrs.frozen
@@ -108,10 +115,12 @@ class SaveOptions:
     """The options of a ``BatchSave`` or ``Save`` call, with the documented defaults.
 
     ``need_update_fields`` (sent as ``NeedUpDateFields``) names the fields an update changes,
-    ``need_return_fields`` those the reply returns; ``None`` sends neither. ``batch_count`` and
-    ``interation_flags`` (sic, as on the wire) are sent when given. ``extra`` holds any other
-    option, spelled in snake_case or in wire form (``{"is_entry_batch_fill": False}`` is sent
-    as ``IsEntryBatchFill``).
+    ``need_return_fields`` those the reply returns; ``None`` sends neither. ``batch_count``,
+    ``interation_flags`` (sic, as on the wire) and the other documented options
+    (``is_entry_batch_fill`` -> ``IsEntryBatchFill``, ``is_auto_adjust_field``,
+    ``ignore_interation_flag``, ``is_control_precision``, ``validate_repeat_json``,
+    ``sub_system_id``) are sent only when given. ``extra`` holds any other option, spelled in
+    snake_case or in wire form (``{"is_new_option": True}`` is sent as ``IsNewOption``).
 
     The clients build one from their keyword arguments; pass one as ``options=`` to reuse it
     (keyword arguments given with it take precedence).
@@ -126,6 +135,13 @@ class SaveOptions:
     number_search: bool = True
     batch_count: int | None = None
     interation_flags: str | None = None
+    # The Web API's other documented options: None leaves each out, so the server's default holds.
+    is_entry_batch_fill: bool | None = None
+    is_auto_adjust_field: bool | None = None
+    ignore_interation_flag: bool | None = None
+    is_control_precision: bool | None = None
+    validate_repeat_json: bool | None = None
+    sub_system_id: str | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen, hash=False)
 
     @classmethod
@@ -159,6 +175,12 @@ class SaveOptions:
             "number_search": self.number_search,
             "batch_count": self.batch_count,
             "interation_flags": self.interation_flags,
+            "is_entry_batch_fill": self.is_entry_batch_fill,
+            "is_auto_adjust_field": self.is_auto_adjust_field,
+            "ignore_interation_flag": self.ignore_interation_flag,
+            "is_control_precision": self.is_control_precision,
+            "validate_repeat_json": self.validate_repeat_json,
+            "sub_system_id": self.sub_system_id,
         }
         return wire_options(named, self.extra)
 

@@ -97,15 +97,35 @@ def test_save_options_defaults_on_the_wire() -> None:
 def test_save_options_from_keywords_put_unknown_ones_in_extra() -> None:
     options = SaveOptions.build(
         None,
-        {"need_update_fields": ["FName"], "is_entry_batch_fill": False, "extra": {"X": 1}},
+        {"need_update_fields": ["FName"], "is_new_option": False, "extra": {"X": 1}},
     )
     assert options == SaveOptions(
-        need_update_fields=("FName",), extra={"is_entry_batch_fill": False, "X": 1}
+        need_update_fields=("FName",), extra={"is_new_option": False, "X": 1}
     )
     wire = options.to_wire()
     assert wire["NeedUpDateFields"] == ["FName"]
-    assert wire["IsEntryBatchFill"] is False
+    assert wire["IsNewOption"] is False
     assert wire["X"] == 1
+
+
+def test_every_documented_batch_save_option_is_declared_and_sent_only_when_given() -> None:
+    assert "IsEntryBatchFill" not in SaveOptions().to_wire()
+    given = SaveOptions(
+        is_entry_batch_fill=False,
+        is_auto_adjust_field=True,
+        ignore_interation_flag=True,
+        is_control_precision=False,
+        validate_repeat_json=True,
+        sub_system_id="SAL",
+    ).to_wire()
+    assert {k: given[k] for k in list(given)[5:]} == {
+        "IsEntryBatchFill": False,
+        "IsAutoAdjustField": True,
+        "IgnoreInterationFlag": True,
+        "IsControlPrecision": False,
+        "ValidateRepeatJson": True,
+        "SubSystemId": "SAL",
+    }
 
 
 def test_keywords_given_with_options_take_precedence() -> None:
