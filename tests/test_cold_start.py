@@ -33,7 +33,9 @@ def _loaded_after(statement: str) -> set[str]:
     ],
 )
 def test_importing_loads_no_module_only_some_paths_need(statement: str) -> None:
-    assert not _loaded_after(statement) & set(DEFERRED)
+    # What httpx itself loads is not ours to defer (httpcore before 1.0.3 imports anyio).
+    ours = _loaded_after(statement) - _loaded_after("import httpx")
+    assert not ours & set(DEFERRED)
 
 
 def test_each_deferred_module_is_loaded_when_its_path_runs() -> None:
