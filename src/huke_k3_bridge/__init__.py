@@ -13,10 +13,15 @@ A run's options are keywords (``batch_size=100``) or one ``SyncOptions`` object
 The default transform is the integration scheme's mapping (``trade_to_customer``);
 ``CustomerTransform`` makes every part of it configurable, ``CustomerTransform.from_template``
 reads a table like the scheme's (``SCHEME``). ``huke-k3 demo`` shows it all on simulators.
+
+Many shops: ``load_tenants("tenants.toml")`` reads a tenants file (each shop's settings, with
+secrets as names of environment variables); ``huke-k3 sync --tenants FILE --tenant NAME`` runs one.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._engine import async_sync_customers, sync_customers
-from ._errors import AccountingError, BridgeError, StateError, StateLockedError
+from ._errors import AccountingError, BridgeError, StateError, StateLockedError, TenantsError
 from ._options import AsyncSyncKwargs, OnExisting, SyncKwargs, SyncOptions
 from ._progress import ProgressArg, ProgressCallback, ProgressEvent
 from ._report import STATUSES, OutcomeStatus, SyncReport, TradeOutcome
@@ -40,6 +45,22 @@ from ._transform import (
     trade_to_customer,
 )
 from ._windows import DEFAULT_SPAN, DEFAULT_WINDOW, split_windows
+
+if TYPE_CHECKING:
+    from .tenants import Tenant, Tenants, load_tenants
+
+#: Names imported when first used: only programs running several shops read a tenants file.
+_LAZY = {"Tenant": "tenants", "Tenants": "tenants", "load_tenants": "tenants"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "DEFAULT_OVERLAP",
@@ -72,10 +93,14 @@ __all__ = [
     "SyncReport",
     "Template",
     "TemplateError",
+    "Tenant",
+    "Tenants",
+    "TenantsError",
     "TradeLike",
     "TradeOutcome",
     "Transform",
     "async_sync_customers",
+    "load_tenants",
     "split_windows",
     "sync_customers",
     "trade_to_customer",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -17,32 +16,28 @@ import anyio
 from huke_client import AsyncHukeClient, HukeClient, HukeConfigError, HukeError
 from k3cloud_client import AsyncK3CloudClient, K3CloudClient, K3CloudConfigError, K3CloudError
 
+from . import _durations
 from ._engine import async_sync_customers, sync_customers
-from ._errors import StateError
+from ._errors import StateError, TenantsError
 from ._report import SyncReport
-from ._state import FileState
+from ._state import DEFAULT_OVERLAP, FileState
 from ._windows import DEFAULT_WINDOW
+from .tenants import Tenant, load_tenants
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 _LOGGERS = ("huke_client", "k3cloud_client", "huke_k3_bridge")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``"20h"``, ``"90m"``, ``"1d12h"``, ``"30s"``, ``"2w"`` as a ``timedelta``."""
-    compact = text.strip().replace(" ", "")
-    if not compact or _DURATION.sub("", compact):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a duration; use a number and a unit: 30s, 90m, 20h, 2d, 1w, 1d12h"
-        )
-    seconds = sum(float(n) * _UNITS[u.lower()] for n, u in _DURATION.findall(compact))
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the duration must be positive")
-    return timedelta(seconds=seconds)
+    """``"20h"``, ``"90m"``, ``"1d12h"``, ``"30s"``, ``"2w"`` as a ``timedelta`` (the parser
+    the tenants file uses too), its complaint in argparse's type so that argparse shows it."""
+    try:
+        return _durations.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parse_time(text: str) -> datetime:
@@ -145,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--k3-ini", metavar="PATH", help="K/3 Cloud settings from a conf.ini")
     sync.add_argument("--k3-section", metavar="NAME", help="section of the conf.ini")
     sync.add_argument(
+        "--tenants",
+        metavar="FILE",
+        help="a tenants file (TOML, see docs/tenants.md): run its tenant --tenant with that "
+        "tenant's clients, transform, window and state (--state and --window win)",
+    )
+    sync.add_argument("--tenant", metavar="NAME", help="the tenant of --tenants to run")
+    sync.add_argument(
         "--window",
         type=parse_duration,
         default=DEFAULT_WINDOW,
@@ -161,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use the async engine: fetches, looks up and saves concurrently",
     )
+    from ._cli_dispatch import add_dispatch_command  # loads no Celery until it runs
+
+    add_dispatch_command(commands)
     return parser
 
 
@@ -189,18 +194,54 @@ class _LogSetup:
 _Clients = tuple[HukeClient | AsyncHukeClient | None, K3CloudClient | AsyncK3CloudClient | None]
 
 
-def _clients(args: argparse.Namespace) -> tuple[_Clients, list[str]]:
+def _chosen_tenant(args: argparse.Namespace) -> tuple[Tenant, dict[str, Any]] | str:
+    """The tenant ``--tenants FILE --tenant NAME`` names and the run options it sets (its
+    transform, and its window unless ``--window`` is given), or the usage error."""
+    if args.tenants is None:
+        return f"--tenant needs --tenants FILE, the tenants file defining {args.tenant!r}"
+    if args.k3_ini:
+        return "--k3-ini does not go with --tenants: the tenant's k3 table sets K/3 Cloud"
+    try:
+        tenants = load_tenants(args.tenants)
+    except TenantsError as exc:
+        return str(exc)
+    names = ", ".join(tenants)
+    if args.tenant is None:
+        return f"--tenants needs --tenant NAME, one of the tenants of {tenants.path}: {names}"
+    if args.tenant not in tenants:
+        return (
+            f"{tenants.path}: tenant {args.tenant!r}: no [tenants.{args.tenant}] table (the "
+            f"file's tenants: {names})"
+        )
+    tenant = tenants[args.tenant]
+    try:
+        options: dict[str, Any] = {"transform": tenant.transform()}
+    except TenantsError as exc:
+        return str(exc)
+    # argparse hands its default object through untouched: identity tells "not given".
+    if args.window is DEFAULT_WINDOW:
+        options["window"] = tenant.window
+    return tenant, options
+
+
+def _clients(args: argparse.Namespace, tenant: Tenant | None) -> tuple[_Clients, list[str]]:
     huke_cls = AsyncHukeClient if args.use_async else HukeClient
     k3_cls = AsyncK3CloudClient if args.use_async else K3CloudClient
     problems: list[str] = []
     huke: HukeClient | AsyncHukeClient | None = None
     k3: K3CloudClient | AsyncK3CloudClient | None = None
+    # A tenant's clients raise TenantsError (a ValueError) for a variable that is not set.
     try:
-        huke = huke_cls.from_env()
+        if tenant is not None:
+            huke = tenant.async_huke_client() if args.use_async else tenant.huke_client()
+        else:
+            huke = huke_cls.from_env()
     except (HukeConfigError, ValueError) as exc:
         problems.append(f"Huke: {exc}")
     try:
-        if args.k3_ini:
+        if tenant is not None:
+            k3 = tenant.async_k3_client() if args.use_async else tenant.k3_client()
+        elif args.k3_ini:
             k3 = k3_cls.from_ini(args.k3_ini, section=args.k3_section)
         else:
             k3 = k3_cls.from_env()
@@ -229,10 +270,19 @@ def _run(huke: Any, k3: Any, use_async: bool, options: dict[str, Any]) -> SyncRe
 
 
 def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.wait is not False and not args.state:
+    tenant: Tenant | None = None
+    tenant_options: dict[str, Any] = {}
+    if args.tenants is not None or args.tenant is not None:
+        chosen = _chosen_tenant(args)
+        if isinstance(chosen, str):
+            print(f"huke-k3: {chosen}", file=err)
+            return EXIT_USAGE
+        tenant, tenant_options = chosen
+    state = args.state or (tenant.state_path if tenant is not None else None)
+    if args.wait is not False and not state:
         print("huke-k3: --wait needs --state (it waits for the run holding that file)", file=err)
         return EXIT_USAGE
-    (huke, k3), problems = _clients(args)
+    (huke, k3), problems = _clients(args, tenant)
     if problems or huke is None or k3 is None:
         for problem in problems:
             print(f"huke-k3: configuration error: {problem}", file=err)
@@ -243,6 +293,7 @@ def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 if client is not None:
                     client.close()  # type: ignore[union-attr]
         return EXIT_USAGE
+    overlap = tenant.overlap if tenant is not None else DEFAULT_OVERLAP
     start: datetime | None = args.start
     if args.since is not None:
         end = args.end or datetime.now(timezone.utc).astimezone()
@@ -253,9 +304,10 @@ def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "on_existing": args.on_existing,
         "batch_size": args.batch_size,
         "dry_run": args.dry_run,
-        "state": FileState(args.state, wait=args.wait) if args.state else None,
+        "state": FileState(state, overlap=overlap, wait=args.wait) if state else None,
         "progress": False if args.no_progress or args.json else None,
         "window": args.window,
+        **tenant_options,
     }
     try:
         report = _run(huke, k3, args.use_async, options)
@@ -294,6 +346,10 @@ def main(
                 progress=False if args.no_progress else None,
                 out=out,
             )
+        if args.command == "dispatch":
+            from ._cli_dispatch import run_dispatch
+
+            return run_dispatch(args, out, err)
         return _sync(args, out, err)
     except KeyboardInterrupt:
         print("huke-k3: interrupted; re-run to finish (nothing is saved twice)", file=err)

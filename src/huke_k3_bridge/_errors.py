@@ -47,6 +47,14 @@ class StateLockedError(StateError):
         self.waited = waited
 
 
+class TenantsError(BridgeError, ValueError):
+    """A tenants file, or a client made from one of its tenants, cannot work.
+
+    The message names the file, the tenant and the key (``"tenants.toml: tenant 'shop-a':
+    k3.app_secret: ..."``) and never quotes a secret or the value of an environment variable.
+    """
+
+
 class AccountingError(BridgeError, RuntimeError):
     """The report's books do not balance: a trade without exactly one outcome.
 
