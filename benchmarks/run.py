@@ -31,6 +31,7 @@ BENCHMARKS = {
     "models": "bench_models",
     "backpressure": "bench_backpressure",
     "import": "bench_import",
+    "fleet": "bench_fleet",
 }
 
 
