@@ -31,6 +31,8 @@ from huke_k3_bridge.celery.testing import HOUR_MS, Simulators, start_simulators
 from huke_k3_bridge.tenants import load_tenants
 
 WINDOWS = 6
+#: Trades and buyers per shop over its eight hours: windows of real work (hundreds of trades).
+TRADES, BUYERS = 4000, 3000
 
 
 def _free_port() -> int:
@@ -81,7 +83,7 @@ def _most(peaks: str) -> int:
 
 def _one_process(directory: Path) -> tuple[float, str, int]:
     directory.mkdir(parents=True)
-    with start_simulators(directory, bad_tenant=False) as simulated:
+    with start_simulators(directory, bad_tenant=False, trades=TRADES, buyers=BUYERS) as simulated:
         tenants = load_tenants(simulated.tenants_path)
         created = 0
         started = time.perf_counter()
@@ -102,7 +104,7 @@ def _one_process(directory: Path) -> tuple[float, str, int]:
 
 def _fleet(directory: Path, redis_url: str) -> tuple[float, str, int]:
     directory.mkdir(parents=True)
-    with start_simulators(directory, bad_tenant=False) as simulated:
+    with start_simulators(directory, bad_tenant=False, trades=TRADES, buyers=BUYERS) as simulated:
         env = {
             **os.environ,
             **simulated.secrets,
@@ -141,7 +143,8 @@ def _fleet(directory: Path, redis_url: str) -> tuple[float, str, int]:
 
 def run(quick: bool) -> list[Table]:
     table = Table(
-        "8: the fleet vs one process, 3 tenants x 6 windows (20 ms per K/3 request)",
+        f"8: the fleet vs one process, 3 tenants x 6 windows ({TRADES} trades per tenant, "
+        "20 ms per K/3 request)",
         ["run", "wall (s)", "windows", "customers created", "most K/3 requests in flight"],
     )
     with tempfile.TemporaryDirectory() as work:

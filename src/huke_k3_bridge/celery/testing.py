@@ -158,7 +158,12 @@ app_secret_env = "{variable}_K3_APP_SECRET"
 
 @contextlib.contextmanager
 def start_simulators(
-    directory: Path, *, bad_tenant: bool = True, latency: float | None = None
+    directory: Path,
+    *,
+    bad_tenant: bool = True,
+    latency: float | None = None,
+    trades: int = TRADES,
+    buyers: int = BUYERS,
 ) -> Iterator[Simulators]:
     t0 = (int(time.time() * 1000) // HOUR_MS - 12) * HOUR_MS
     with contextlib.ExitStack() as stack:
@@ -181,15 +186,15 @@ def start_simulators(
                 continue
             variable = name.upper().replace("-", "_")
             key, secret = f"{name}-key", f"{name}-secret-{seed}"
-            trades = sorted(
+            listing = sorted(
                 generate_trades(
-                    TRADES, start=t0, end=t0 + 8 * HOUR_MS - 1, buyers=BUYERS, seed=seed
+                    trades, start=t0, end=t0 + 8 * HOUR_MS - 1, buyers=buyers, seed=seed
                 ),
                 key=lambda trade: trade["createTime"],
             )
-            huke = FakeHuke(key, secret, trades=trades)
+            huke = FakeHuke(key, secret, trades=listing)
             server = stack.enter_context(serve(huke))
-            shop = Shop(name, huke, accounts[account], trades, server.url + "/openapi")
+            shop = Shop(name, huke, accounts[account], listing, server.url + "/openapi")
             shops[name] = shop
             secrets.update(
                 {
