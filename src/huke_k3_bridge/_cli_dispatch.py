@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from huke_k3_bridge._errors import BridgeError, error_text
@@ -60,12 +61,16 @@ def add_dispatch_command(commands: Any) -> None:
     )
 
 
+def _label(window: Any) -> str:
+    return f"{window.tenant} {window.start.isoformat()} .. {window.end.isoformat()}"
+
+
 def _results(sent: list[Any], wait: float, out: TextIO) -> int:
     """Print each window's outcome as it is known; 0 when all ended well."""
     deadline = time.monotonic() + wait
     status = EXIT_OK
     for window in sent:
-        label = f"{window.tenant} {window.start.isoformat()} .. {window.end.isoformat()}"
+        label = _label(window)
         remaining = max(0.0, deadline - time.monotonic())
         try:
             summary = window.result.get(timeout=remaining, propagate=False)
@@ -114,11 +119,11 @@ def run_dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, *, app: Any
                 file=err,
             )
             return EXIT_USAGE
-        start = args.start
+        start, end = args.start, args.end
         if args.since is not None:
-            start = (args.end.timestamp() if args.end else time.time()) - args.since.total_seconds()
-            start = round(start * 1000)
-        sent = fleet.dispatch([tenants[name] for name in names], start=start, end=args.end, app=app)
+            end = end or datetime.now(timezone.utc).astimezone()
+            start = end - args.since
+        sent = fleet.dispatch([tenants[name] for name in names], start=start, end=end, app=app)
     except (BridgeError, ValueError) as exc:
         print(f"huke-k3: {exc}", file=err)
         return EXIT_USAGE
@@ -126,11 +131,7 @@ def run_dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, *, app: Any
         print(f"huke-k3: could not dispatch: {error_text(exc)}", file=err)
         return EXIT_FAILED
     for window in sent:
-        print(
-            f"{window.tenant} {window.start.isoformat()} .. {window.end.isoformat()} "
-            f"{window.task_id}",
-            file=out,
-        )
+        print(f"{_label(window)} {window.task_id}", file=out)
     if args.wait is None:
         return EXIT_OK
     return _results(sent, args.wait, out)

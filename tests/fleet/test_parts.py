@@ -370,3 +370,64 @@ def test_the_dispatch_command_refuses_an_unknown_tenant(simulators: Simulators) 
     assert "no tenant nobody" in err
     assert "shop-a" in err
     assert out == ""
+
+
+def test_the_dispatch_command_sends_the_last_hours_with_since(
+    simulators: Simulators, workers: Workers, fleet_app: Any
+) -> None:
+    status, out, err = _dispatch(
+        "--tenants", str(simulators.tenants_path), "--tenant", "shop-c", "--since", "90m",
+        "--wait", "30", app=fleet_app,
+    )  # fmt: skip
+    assert (status, err) == (0, "")
+    sent = out.splitlines()[:2]  # 90 minutes in windows of 1 hour: two windows
+    assert all(line.startswith("shop-c ") for line in sent)
+    assert len(out.splitlines()) == 4
+
+
+def test_a_since_last_dispatch_sends_no_completed_window_after_a_failed_one(
+    client: Any, prefix: str, simulators: Simulators
+) -> None:
+    """Found from outside: a window that failed made every later since-last dispatch send all
+    the windows after it again, completed ones included."""
+    shop = load_tenants(simulators.tenants_path)["shop-a"]
+    progress = WindowProgress(client, prefix=prefix)
+    end = simulators.t0 + 20 * HOUR_MS
+    windows, origins = plan(
+        [shop], start=None, end=end, since_last=True, progress=progress, now_ms=0
+    )
+    progress.note_origin("shop-a", origins[0].start_ms)
+    for index, window in enumerate(windows):
+        if index != 3:  # the fourth failed; every other one completed
+            progress.complete("shop-a", window.start_ms, window.end_ms)
+    later, _ = plan([shop], start=None, end=end, since_last=True, progress=progress, now_ms=0)
+    done = [w for w in windows if w is not windows[3]]
+    assert later, "the failed window is planned again"
+    assert not [
+        w for w in later if any(d.start_ms <= w.start_ms and w.end_ms <= d.end_ms for d in done)
+    ]
+    assert later[0].start_ms <= windows[3].start_ms <= windows[3].end_ms <= later[-1].end_ms
+    # A range given explicitly is sent whole, completed windows included (a deliberate re-run).
+    again, _ = plan(
+        [shop], start=windows[0].start_ms, end=end, since_last=True, progress=progress, now_ms=0
+    )
+    assert len(again) == len(windows)
+
+
+def test_a_dispatch_plans_by_redis_s_clock_not_its_own(
+    redis_url: str, simulators: Simulators, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found from outside: a dispatcher whose clock ran 2 h ahead planned windows ending in the
+    future; once completed, the future counted as done and its trades were never fetched."""
+    import time as time_module
+
+    from huke_k3_bridge.celery import fleet_of
+
+    env = {"HUKE_K3_BROKER_URL": redis_url, "HUKE_K3_TENANTS": str(simulators.tenants_path)}
+    app = make_app(env)
+    real = time_module.time
+    monkeypatch.setattr(time_module, "time", lambda: real() + 7200)
+    now_ms = fleet_of(app).now_ms()
+    monkeypatch.setattr(time_module, "time", real)
+    seconds, micros = redis.Redis.from_url(redis_url).time()
+    assert abs(now_ms - (int(seconds) * 1000 + int(micros) // 1000)) < 5_000

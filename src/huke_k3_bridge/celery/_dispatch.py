@@ -3,7 +3,6 @@ window."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -61,6 +60,10 @@ def _start_of(
     return max(back, origin) if origin is not None else back, False
 
 
+def _covered(start_ms: int, end_ms: int, done: list[tuple[int, int]]) -> bool:
+    return any(a <= start_ms and end_ms <= b for a, b in done)
+
+
 def plan(
     tenants: Iterable[Tenant],
     *,
@@ -90,9 +93,14 @@ def plan(
         mine = [
             PlannedWindow(tenant.name, a, b) for a, b in split_windows(first, end_ms, tenant.window)
         ]
-        windows.extend(mine)
         if is_origin:
             origins.append(mine[0])
+        if start_ms is None and since_last:
+            # After a window that failed, a since-last range starts there again: the windows
+            # after it that did complete are not sent again. (A range given is sent whole.)
+            done = progress.completed(tenant.name)
+            mine = [w for w in mine if not _covered(w.start_ms, w.end_ms, done)]
+        windows.extend(mine)
     return windows, origins
 
 
@@ -137,7 +145,7 @@ def dispatch(
         end=end,
         since_last=since_last,
         progress=fleet.progress,
-        now_ms=round(time.time() * 1000),
+        now_ms=fleet.now_ms(),
     )
     for first in origins:
         fleet.progress.note_origin(first.tenant, first.start_ms)

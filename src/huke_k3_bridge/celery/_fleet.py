@@ -15,7 +15,7 @@ from typing import Any
 from _huke_k3_core._env import shown_url
 from huke_k3_bridge.tenants import Tenant, Tenants, load_tenants
 
-from ._errors import FleetConfigError, WindowFailedError
+from ._errors import FleetConfigError
 from ._progress import WindowProgress
 from ._settings import FleetSettings
 from ._slots import Slots
@@ -87,7 +87,7 @@ class Fleet:
             return tenants[name]
         except KeyError:
             known = ", ".join(tenants) or "none"
-            raise WindowFailedError(
+            raise FleetConfigError(
                 f"{tenants.path}: no tenant {name!r} (tenants: {known})"
             ) from None
 
@@ -101,6 +101,12 @@ class Fleet:
 
     def forget_failures(self, task_id: str) -> None:
         self.redis.delete(f"{self.settings.key_prefix}:failures:{task_id}")
+
+    def now_ms(self) -> int:
+        """Redis's clock, in epoch ms: the one clock every dispatcher and worker shares (a
+        dispatcher's own clock running ahead would plan windows that end in the future)."""
+        seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
 
 
 _FLEETS: weakref.WeakKeyDictionary[Any, Fleet] = weakref.WeakKeyDictionary()

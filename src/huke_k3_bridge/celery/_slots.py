@@ -1,8 +1,8 @@
 """The fleet-wide limit of windows running at once per K/3 Cloud account: a counting semaphore in
 Redis whose holders expire unless renewed.
 
-One sorted set per account: each member is a holder, its score the moment (Redis's clock, in
-milliseconds) it expires. Taking a slot first drops the expired holders, so a worker killed
+One sorted set per account: each member is a holder (``"<task id>/<random>"``: which task holds
+the slot is one ZRANGE away), its score the moment (Redis's clock, in milliseconds) it expires. Taking a slot first drops the expired holders, so a worker killed
 while it held one frees it after ``ttl`` without anyone's help; a running task renews its slot
 every third of ``ttl`` from a thread. Both steps are Lua scripts: atomic on the server, with no
 clock of the workers involved.

@@ -77,6 +77,11 @@ def _failed(what: str, report: SyncReport, why: str) -> WindowFailedError:
     return WindowFailedError(f"{what}: {why}: {shorten(errors, 2000)}")
 
 
+def _ended(fleet: Fleet, task: Any, tenant: str, start_ms: int, end_ms: int) -> None:
+    """The window's task is over (done, or failed for good)."""
+    fleet.forget_failures(task.request.id)
+
+
 def sync_window(task: Any, tenant: str, start_ms: int, end_ms: int) -> dict[str, Any]:
     """Sync ``tenant``'s trades of ``[start_ms, end_ms]`` (epoch milliseconds, inclusive) into
     its K/3 Cloud; the report's summary (``ok``, counts, errors) is the result.
@@ -106,15 +111,15 @@ def sync_window(task: Any, tenant: str, start_ms: int, end_ms: int) -> dict[str,
     if verdict is Verdict.COMPLETED:
         fleet.progress.complete(tenant, start_ms, end_ms)
     if verdict in (Verdict.COMPLETED, Verdict.ROWS_FAILED):
-        fleet.forget_failures(task.request.id)
+        _ended(fleet, task, tenant, start_ms, end_ms)
         return summary_of(tenant, start_ms, end_ms, report, verdict)
     if verdict is Verdict.FATAL:
-        fleet.forget_failures(task.request.id)
+        _ended(fleet, task, tenant, start_ms, end_ms)
         raise _failed(what, report, "not retried (repeating cannot help)")
     settings = fleet.settings
     failures = fleet.count_failure(task.request.id)
     if failures > settings.max_retries:
-        fleet.forget_failures(task.request.id)
+        _ended(fleet, task, tenant, start_ms, end_ms)
         raise _failed(what, report, f"still failing after {settings.max_retries} retries")
     backoff = min(settings.retry_backoff_max, settings.retry_backoff * 2 ** (failures - 1))
     logger.warning("%s: retry %d in about %.0fs: %s", what, failures, backoff, report.errors)
