@@ -261,6 +261,11 @@ def _k3(checker: _Checker, values: Mapping[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def _one_path_part(name: str) -> bool:
+    """Whether ``name`` is one file name: it cannot lead a ``{tenant}`` path elsewhere."""
+    return name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
 def _state_path(source: str, name: str, state: str) -> str:
     """``state`` for tenant ``name``: its placeholder filled, relative to the tenants file's
     folder (a worker's working directory is no fixed place)."""
@@ -297,6 +302,12 @@ def read_tenants(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         entry["huke"] = _huke(_Checker(source, name, "huke"), checker.table(values, "huke"))
         entry["k3"] = _k3(_Checker(source, name, "k3"), checker.table(values, "k3"))
         if "state_path" in entry:
+            if TENANT_PLACEHOLDER in entry["state_path"] and not _one_path_part(name):
+                raise checker.error(
+                    "state",
+                    f"the tenant's name cannot fill {TENANT_PLACEHOLDER} in a path: it must be one "
+                    "file name (no '/', '\\', NUL, and not '.' or '..'); set state for it",
+                )
             entry["state_path"] = _state_path(source, name, entry["state_path"])
             other = states.setdefault(os.path.normpath(entry["state_path"]), name)
             if other != name:

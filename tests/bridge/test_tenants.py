@@ -391,6 +391,24 @@ def test_two_tenants_on_one_state_file_are_refused(tmp_path: Path) -> None:
     assert "is tenant 'shop-a''s state file too" in message
 
 
+@pytest.mark.parametrize("name", ["../etc", "a/b", "..", "a\\\\b"])
+def test_a_name_that_is_no_file_name_cannot_fill_a_state_path(tmp_path: Path, name: str) -> None:
+    """Found from outside: a tenant named ``../x`` made ``state/{tenant}.json`` point out of the
+    state folder."""
+    path = tenants_file(tmp_path, top='[defaults]\nstate = "state/{tenant}.json"')
+    text = path.read_text(encoding="utf-8").replace("tenants.shop-a", f'tenants."{name}"')
+    path.write_text(text, encoding="utf-8")
+    message = refused(path, f"tenant '{name}': state: ")
+    assert "cannot fill {tenant} in a path" in message
+
+
+def test_such_a_name_may_have_a_state_of_its_own(tmp_path: Path) -> None:
+    path = tenants_file(tmp_path, tenant='state = "odd.json"')
+    text = path.read_text(encoding="utf-8").replace("tenants.shop-a", 'tenants."a/b"')
+    path.write_text(text, encoding="utf-8")
+    assert load_tenants(path)["a/b"].state_path == str(tmp_path / "odd.json")
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
