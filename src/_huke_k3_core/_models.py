@@ -207,7 +207,8 @@ def _is_wire_model(cls: Any) -> bool:
 
 def _structure_text(value: Any, _: Any) -> str:
     """Text fields accept text and numbers (ids often arrive as either), nothing else."""
-    text = wire_text(value) if not isinstance(value, float) else str(value)
+    # Any float, NaN included, as before: the bridge refuses a non-finite id where it matters.
+    text = str(value) if isinstance(value, float) else wire_text(value)
     if text is None:
         raise TypeError(f"expected text or a number, not {type(value).__name__}")
     return text

@@ -23,6 +23,8 @@ import urllib.parse
 import weakref
 from collections.abc import Iterable
 
+from ._text import ELLIPSIS
+
 MASK = "***"
 #: Secrets shorter than this are masked only as whole tokens (not inside a longer word or
 #: number): masking "pw1" inside every "pw12" would garble text, and leave nothing safer.
@@ -35,7 +37,6 @@ SESSIONS_KEPT = 16
 SIGNATURES_KEPT = 64
 #: What ``snippet`` ends a shortened text with; a secret it cut in two is masked from its
 #: first ``_CUT_PREFIX`` characters on.
-_ELLIPSIS = "…"
 _CUT_PREFIX = 4
 
 #: Names whose value is a secret wherever a text shows one: session cookies, signature
@@ -184,7 +185,7 @@ class Redactor:
                 text = text.replace(secret, MASK)
         if plan.short is not None:
             text = plan.short.sub(MASK, text)
-        if text.endswith(_ELLIPSIS):
+        if text.endswith(ELLIPSIS):
             text = _mask_cut(text, plan.long)
         return mask_named_values(text)
 
@@ -194,13 +195,13 @@ class Redactor:
 
 def _mask_cut(text: str, secrets: tuple[str, ...]) -> str:
     """Mask the start of a secret that shortening ``text`` (``snippet``) cut off."""
-    body = text[: -len(_ELLIPSIS)]
+    body = text[: -len(ELLIPSIS)]
     for secret in secrets:
         head = secret[:_CUT_PREFIX]
         at = body.find(head, max(0, len(body) - len(secret) + 1))
         while at != -1:
             if secret.startswith(body[at:]):
-                return body[:at] + MASK + _ELLIPSIS
+                return body[:at] + MASK + ELLIPSIS
             at = body.find(head, at + 1)
     return text
 

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import logging
 import time
@@ -302,7 +301,8 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
         idempotent: bool = True,
     ) -> T:
         """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
-        for retries in itertools.count():
+        retries = 0
+        while True:
             request, started = make_request(), time.perf_counter()
             try:
                 response = self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
@@ -310,7 +310,7 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
             except _RETRY_CANDIDATES as exc:
                 delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
             time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
+            retries += 1
 
     def close(self) -> None:
         """Close the connection pool (unless it was handed in by the caller, who then owns it)."""
@@ -342,7 +342,8 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         idempotent: bool = True,
     ) -> T:
         """Send a freshly built (and so freshly signed) request per attempt until one succeeds."""
-        for retries in itertools.count():
+        retries = 0
+        while True:
             request, started = make_request(), time.perf_counter()
             try:
                 response = await self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
@@ -350,7 +351,7 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
             except _RETRY_CANDIDATES as exc:
                 delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
             await _async_sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
+            retries += 1
 
     async def aclose(self) -> None:
         """Close the connection pool (unless it was handed in by the caller, who then owns it)."""

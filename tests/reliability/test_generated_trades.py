@@ -11,7 +11,6 @@ the trades describe.
 from __future__ import annotations
 
 import collections
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _huke_k3_core import wire_text
 from huke_client.testing import Fault, envelope_error
 from huke_k3_bridge import SyncReport
 
@@ -107,23 +107,12 @@ def _load(stage: Stage, trades: list[dict[str, Any]]) -> None:
     stage.add(wire)
 
 
-def _as_text(value: Any) -> str | None:
-    """How the bridge reads an id or a name: text, or a finite number in decimal."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return str(value)
-    return None
-
-
 #: What ``str()`` of a non-finite float looks like: never a customer number.
 _NON_FINITE = {"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}
 
 
 def _cid_text(trade: dict[str, Any]) -> str | None:
-    text = _as_text(trade.get("buyerCid"))
+    text = wire_text(trade.get("buyerCid"))
     return text.strip() if text is not None and text.strip() else None
 
 
@@ -138,7 +127,7 @@ def _skip_reason(trade: dict[str, Any]) -> str:
     value = trade["buyerCid"]
     if value is None:
         return "buyerCid is null"
-    if _as_text(value) is None:
+    if wire_text(value) is None:
         return f"buyerCid is {type(value).__name__} {_short(value)}, not text"
     text = _cid_text(trade)
     if text is not None:
@@ -161,7 +150,7 @@ def _expected_store(stream: Sequence[dict[str, Any]]) -> dict[str, str]:
     for trade in stream:
         number = _number(trade)
         if number is not None:
-            nick = _as_text(trade.get("buyerNick"))
+            nick = wire_text(trade.get("buyerNick"))
             name = nick.strip() if nick is not None and nick.strip() else number
             store[number.casefold()] = (number, name)
     return dict(store.values())
