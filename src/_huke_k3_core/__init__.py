@@ -17,7 +17,7 @@ from ._frozen import FrozenDict
 from ._models import Id, WireFieldError, WireModel, make_converter, structure_lenient, to_camel
 from ._redact import MASK, Redactor, mask
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, parse_retry_after
-from ._text import ELLIPSIS, one_line, short_repr, shorten, wire_text
+from ._text import ELLIPSIS, one_line, plural, short_repr, shorten, wire_text
 from ._time import split_range
 from ._transport import (
     DEFAULT_LIMITS,
@@ -67,6 +67,7 @@ __all__ = [
     "mask",
     "one_line",
     "parse_retry_after",
+    "plural",
     "read_env",
     "safe_url",
     "short_repr",

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from ._retry import RetryPolicy
+from ._text import plural
 
 #: ``scheme://user:password@`` -> ``scheme://user:***@``: a URL is shown in errors, its password
 #: never.
@@ -34,7 +35,11 @@ def read_env(
     env = os.environ if environ is None else environ
     missing = [name for name in required if not env.get(name, "").strip()]
     if missing:
-        raise error(f"missing setting(s) {', '.join(missing)}: set them in the environment")
+        them = "them" if len(missing) > 1 else "it"
+        raise error(
+            f"missing {plural(len(missing), 'setting', counted=False)} {', '.join(missing)}: "
+            f"set {them} in the environment"
+        )
     return {name: env[name].strip() for name in (*required, *optional) if env.get(name, "").strip()}
 
 

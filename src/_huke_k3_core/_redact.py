@@ -23,7 +23,7 @@ import urllib.parse
 import weakref
 from collections.abc import Iterable
 
-from ._text import ELLIPSIS
+from ._text import ELLIPSIS, plural
 
 MASK = "***"
 #: Secrets shorter than this are masked only as whole tokens (not inside a longer word or
@@ -190,7 +190,7 @@ class Redactor:
         return mask_named_values(text)
 
     def __repr__(self) -> str:
-        return f"Redactor({self.size} secrets)"
+        return f"Redactor({plural(self.size, 'secret')})"
 
 
 def _mask_cut(text: str, secrets: tuple[str, ...]) -> str:

@@ -46,3 +46,14 @@ def wire_text(value: Any) -> str | None:
     if isinstance(value, float) and math.isfinite(value):
         return str(value)
     return None
+
+
+def plural(count: int, word: str, many: str | None = None, *, counted: bool = True) -> str:
+    """``count`` and ``word`` in the form the count takes: ``"1 row"``, ``"0 rows"``, ``"2 rows"``.
+
+    ``many`` is the plural when it is not ``word + "s"`` (``plural(n, "entry", "entries")``);
+    ``counted=False`` gives the word alone, for text that names the items instead of counting
+    them (``f"missing {plural(len(names), 'setting', counted=False)} {', '.join(names)}"``).
+    """
+    form = word if count == 1 else many if many is not None else word + "s"
+    return f"{count} {form}" if counted else form

@@ -29,6 +29,7 @@ from ._errors import (
 )
 from ._redact import Redactor
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy
+from ._settings import ARGUMENT, resolve_sources
 from ._version import __version__
 
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class BaseAPIClient(Generic[HttpxClientT]):
         http_client: HttpxClientT | None,
         redactor: Redactor,
         url_setting: str = "base_url",
+        setting_sources: Mapping[str, str] | None = None,
     ) -> None:
         # Every setting is checked here, so that a mistake surfaces where it was made, not at the
         # first request (where httpx would report timeout="30" as a TypeError deep in a send).
@@ -106,6 +108,14 @@ class BaseAPIClient(Generic[HttpxClientT]):
         # A password in the base URL is a credential too: httpx logs every request's URL.
         if self._base_url.password:
             redactor.add(self._base_url.password)
+        # Where each setting came from (``describe_settings``): the client's own, over these.
+        self._setting_sources: dict[str, str] = resolve_sources(
+            setting_sources,
+            {
+                "timeout": (timeout, DEFAULT_TIMEOUT),
+                "max_retries": (retry if max_retries is None else max_retries, None),
+            },
+        )
         self._owns_http = http_client is None
         self._http: HttpxClientT = http_client if http_client is not None else self._default_http()
 
@@ -135,6 +145,14 @@ class BaseAPIClient(Generic[HttpxClientT]):
         new_timeout = None if isinstance(timeout, NotGiven) else check_timeout(timeout, error=error)
         clone = copy.copy(self)
         clone._owns_http = False
+        changed = {
+            "timeout": new_timeout,
+            "max_retries": retry if max_retries is None else max_retries,
+        }
+        clone._setting_sources = {
+            **self._setting_sources,
+            **{name: ARGUMENT for name, value in changed.items() if value is not None},
+        }
         if new_timeout is not None:
             clone.timeout = new_timeout
         if retry is not None:

@@ -7,6 +7,12 @@ as the httpx exceptions a real network produces; the loopback server turns them 
 socket-level behaviour (a reset, a silent hang). ``limit_capacity`` makes a simulator work on a
 bounded number of requests at a time and turn the others away with its rate-limit reply, as a
 loaded server does (meaningful behind ``serve``, whose threads answer requests side by side).
+
+Every reply a ``FaultInjectingSimulator`` makes (fault replies included) carries an RFC 7231
+``Date`` header read from the simulator's own ``clock`` (``time.time`` unless it was given one),
+unless the reply already has one: a client can measure its clock's skew against a simulated
+server as against a real one. ``LoopbackServer`` sends the handler's ``Date`` as given (exactly
+one on the wire for a simulator's reply), and one of its own only when the handler gave none.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -179,10 +186,13 @@ class Capacity:
 
 
 class FaultInjectingSimulator:
-    """Base of the simulators: fault injection, a capacity model and a bounded log of the
-    requests received."""
+    """Base of the simulators: fault injection, a capacity model, a bounded log of the requests
+    received, and the ``Date`` header of every reply, read from ``clock`` (Unix seconds): the
+    server's own clock, which may differ from the caller's."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        #: The server's clock (Unix seconds): what its replies' ``Date`` headers say.
+        self.clock = clock
         self.faults = FaultPlan()
         self.received: collections.deque[httpx.Request] = collections.deque(maxlen=10_000)
         self._requests_seen = 0
@@ -225,6 +235,14 @@ class FaultInjectingSimulator:
         return self._in_flight
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        response = self._admit(request)
+        # Stamped here, the one place every reply passes (fault replies and the capacity's
+        # refusals too), so that no route of either simulator can forget it.
+        if "Date" not in response.headers:
+            response.headers["Date"] = formatdate(self.clock(), usegmt=True)
+        return response
+
+    def _admit(self, request: httpx.Request) -> httpx.Response:
         with self._count_lock:
             self._requests_seen += 1
         self.received.append(request)
@@ -323,9 +341,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._abort()
             return
         content = response.read()
-        self.send_response(response.status_code)
+        # ``send_response`` would add a ``Date`` of its own, from this machine's clock: a second
+        # one beside the simulator's, and a skew check against it would measure nothing.
+        self.log_request(response.status_code)
+        self.send_response_only(response.status_code)
+        self.send_header("Server", self.version_string())
+        for value in response.headers.get_list("Date") or [self.date_time_string()]:
+            self.send_header("Date", value)
         for name, value in response.headers.multi_items():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+            if name.lower() not in ("content-length", "transfer-encoding", "connection", "date"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()

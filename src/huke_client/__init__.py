@@ -1,9 +1,12 @@
 """Typed sync and async client for the NetEase Huke (网易互客) open API.
 
->>> from huke_client import HukeClient
->>> client = HukeClient.from_env()  # doctest: +SKIP
->>> for trade in client.iter_trades(start=start, end=end):  # doctest: +SKIP
-...     print(trade.buyer_nick, trade.buyer_cid)
+```python
+from huke_client import HukeClient
+
+with HukeClient.from_env() as client:
+    for trade in client.iter_trades(start=start, end=end):
+        print(trade.buyer_nick, trade.buyer_cid)
+```
 
 ``huke_client.testing`` holds ``FakeHuke``, a strict simulator for tests; ``huke_client.signing``
 the signature's functions; ``huke_client.pagination`` the wire keys a page is read by.
@@ -11,6 +14,7 @@ the signature's functions; ``huke_client.pagination`` the wire keys a page is re
 
 from _huke_k3_core import RetryPolicy
 from _huke_k3_core._deprecation import module_getattr
+from _huke_k3_core._settings import Setting
 
 from ._auth import HukeAuth
 from ._client import DEFAULT_BASE_URL, AsyncHukeClient, HukeClient
@@ -51,6 +55,7 @@ __all__ = [
     "SearchKwargs",
     "SearchOptions",
     "SearchTradesRequest",
+    "Setting",
     "TimeLike",
     "TimeRange",
     "Trade",

@@ -18,6 +18,7 @@ from typing_extensions import Self, Unpack
 
 from _huke_k3_core import (
     DEFAULT_TIMEOUT,
+    MASK,
     AsyncAPIClient,
     BaseAPIClient,
     ErrorTypes,
@@ -28,8 +29,19 @@ from _huke_k3_core import (
     check_url,
     dumps,
     mask,
+    plural,
     read_env,
     safe_url,
+)
+from _huke_k3_core._settings import (
+    ARGUMENT,
+    NOT_SET,
+    Setting,
+    check_sources,
+    environment,
+    head_masked,
+    resolve_sources,
+    transport_settings,
 )
 from _huke_k3_core._signature import spell_out_options
 
@@ -63,6 +75,15 @@ logger = logging.getLogger("huke_client")
 DEFAULT_BASE_URL = "https://huke.163.com/openapi"
 #: The path of the trade search, relative to the base URL.
 SEARCH_TRADES = "trade/searchTrades"
+#: The environment variable of each setting ``from_env`` reads.
+ENV_NAMES = {
+    "app_key": "HUKE_APP_KEY",
+    "app_secret": "HUKE_APP_SECRET",
+    "base_url": "HUKE_BASE_URL",
+    "eid": "HUKE_EID",
+}
+#: How many leading characters of the app key ``describe_settings`` shows.
+_APP_KEY_SHOWN = 4
 
 #: One page's call: the request to send (made afresh for each attempt) and its reader.
 _Call = tuple[Callable[[], httpx.Request], Callable[[httpx.Response], TradePage]]
@@ -130,8 +151,18 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
         http_client: HttpxClientT | None = None,
         clock: Callable[[], float] = time.time,
         null_first_page_is_empty: bool = False,
+        setting_sources: Mapping[str, str] | None = None,
     ) -> None:
         _check_settings(app_key, app_secret, eid, retry_codes, clock, null_first_page_is_empty)
+        own_sources = resolve_sources(
+            check_sources(setting_sources, HukeConfigError),
+            {
+                "base_url": (base_url, DEFAULT_BASE_URL),
+                "app_key": (app_key, None),
+                "app_secret": (app_secret, None),
+                "eid": (eid, None),
+            },
+        )
         #: Signs every request (each attempt afresh).
         self.auth = HukeAuth(app_key, app_secret, eid=eid, clock=clock)
         codes = {c: envelope_code(c) for c in retry_codes}
@@ -157,6 +188,7 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
             http_client=http_client,
             # The auth registers the secret and every request's ur-sign and ur-checksum.
             redactor=self.auth.redactor,
+            setting_sources=own_sources,
         )
 
     @classmethod
@@ -166,13 +198,9 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
 
         Raises ``HukeConfigError`` naming every required variable that is missing, or
         ``HUKE_BASE_URL`` when it is set but empty or not an absolute http(s) URL.
+        ``describe_settings()`` names the variable of each setting read.
         """
-        names = {
-            "app_key": "HUKE_APP_KEY",
-            "app_secret": "HUKE_APP_SECRET",
-            "base_url": "HUKE_BASE_URL",
-            "eid": "HUKE_EID",
-        }
+        names = ENV_NAMES
         required = [names[a] for a in ("app_key", "app_secret") if a not in overrides]
         values = read_env(
             required=required,
@@ -190,9 +218,12 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
                 )
             if raw is not None:
                 check_url(values["HUKE_BASE_URL"], setting="HUKE_BASE_URL", error=HukeConfigError)
+        given = check_sources(overrides.pop("setting_sources", None), HukeConfigError)
         settings: dict[str, Any] = {a: values[v] for a, v in names.items() if v in values}
+        sources = {a: environment(names[a]) for a in settings}
         settings.update(overrides)
-        return cls(**settings)
+        sources.update({**dict.fromkeys(overrides, ARGUMENT), **given})
+        return cls(**settings, setting_sources=sources)
 
     @property
     def app_key(self) -> str:
@@ -203,6 +234,40 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
     def eid(self) -> str | None:
         """The enterprise id sent in the ``eid`` header, if any."""
         return self.auth.eid
+
+    def describe_settings(self) -> tuple[Setting, ...]:
+        """Every setting of this client, the value as it may be shown and where it came from.
+
+        Sources: ``"environment HUKE_APP_KEY"`` (``from_env``), ``"argument"`` (passed to the
+        constructor or as an override), ``"default"``, or what the ``setting_sources=``
+        keyword of the constructor names (a factory's record, by argument name). The app
+        secret shows only as set (``***``), the app key as its first 4 characters, a URL
+        without its password.
+
+        ``setting_sources`` is a constructor keyword, not a setter, so that a client never changes
+        once made and a factory passes each source in the same call as its value.
+        """
+        sources = self._setting_sources
+        url, *transport = transport_settings(
+            url_name="base_url",
+            url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            sources=sources,
+        )
+        return (
+            url,
+            Setting(
+                "app_key",
+                head_masked(self.app_key, _APP_KEY_SHOWN),
+                sources["app_key"],
+                secret=True,
+            ),
+            # The constructor refuses an empty secret: it is always set.
+            Setting("app_secret", MASK, sources["app_secret"], secret=True),
+            Setting("eid", self.eid or NOT_SET, sources["eid"]),
+            *transport,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -284,12 +349,12 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
                 reply=response.text if data is None else None,
             )
             self._logger.debug(
-                "%s [%d, %d] page %d: %d trades (total %s)",
+                "%s [%d, %d] page %d: %s (total %s)",
                 SEARCH_TRADES,
                 start_ms,
                 end_ms,
                 page,
-                len(result.trades),
+                plural(len(result.trades), "trade"),
                 result.total,
             )
             return result
@@ -317,9 +382,11 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
 class HukeClient(_HukeCore[httpx.Client], SyncAPIClient):
     """Synchronous client for NetEase Huke's open API.
 
-    >>> with HukeClient("app-key", "app-secret") as client:  # doctest: +SKIP
-    ...     for trade in client.iter_trades(start=start, end=end):
-    ...         print(trade.buyer_nick, trade.buyer_cid)
+    ```python
+    with HukeClient("app-key", "app-secret") as client:
+        for trade in client.iter_trades(start=start, end=end):
+            print(trade.buyer_nick, trade.buyer_cid)
+    ```
 
     ``max_retries`` (default 2, from ``retry``) applies to connection errors, timeouts, HTTP 429
     and 5xx, and to envelope codes listed in ``retry_codes``; every attempt is signed afresh.
@@ -417,9 +484,11 @@ class AsyncHukeClient(_HukeCore[httpx.AsyncClient], AsyncAPIClient):
     """Asynchronous client for NetEase Huke's open API; the same API as ``HukeClient`` with
     awaitable methods and async iterators.
 
-    >>> async with AsyncHukeClient("app-key", "app-secret") as client:  # doctest: +SKIP
-    ...     async for trade in client.iter_trades(start=start, end=end):
-    ...         print(trade.buyer_nick)
+    ```python
+    async with AsyncHukeClient("app-key", "app-secret") as client:
+        async for trade in client.iter_trades(start=start, end=end):
+            print(trade.buyer_nick)
+    ```
     """
 
     async def request(

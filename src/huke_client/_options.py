@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 from typing_extensions import TypedDict
 
-from _huke_k3_core import FrozenDict
+from _huke_k3_core import FrozenDict, plural
 
 from ._models import SearchTradesRequest, TimeRange
 from ._plan import DEFAULT_MAX_RESTARTS, check_limits
@@ -77,7 +77,8 @@ def _wire_fields(extra: Mapping[str, Any]) -> Mapping[str, Any]:
     clash = sorted(_BUILT_FIELDS.intersection(fields))
     if clash:
         raise ValueError(
-            f"extra field(s) {', '.join(clash)} would replace what search_trades builds; "
+            f"extra {plural(len(clash), 'field', counted=False)} {', '.join(clash)} would "
+            "replace what search_trades builds; "
             "use its keyword arguments (source=, dealer_list=, start=/end=/page=) instead"
         )
     return fields

@@ -35,7 +35,7 @@ from typing import Any
 
 import attrs
 
-from _huke_k3_core import split_range
+from _huke_k3_core import plural, split_range
 
 from ._errors import HukeConsistencyError, HukePageLimitError
 from .pagination import TRADE_ID_KEYS
@@ -137,24 +137,24 @@ def _problem(kind: str, page: int, before: int, after: int) -> str:
         )
     if kind == "short":
         return (
-            f"the listing ended on page {page} after {after} trades while its total says "
+            f"the listing ended on page {page} after {plural(after, 'trade')} while its total says "
             f"{before}, so a page was lost or cut short"
         )
     if kind == "overfull":
         return (
-            f"the pages delivered {after} trades by page {page}, more than the total of "
+            f"the pages delivered {plural(after, 'trade')} by page {page}, more than the total of "
             f"{before}, so the pages or the total are wrong and stopping at the total could "
             "drop trades"
         )
     if kind == "repeated":
         return (
-            f"by page {page}, {after} trade(s) came a second time while the total grew by only "
-            f"{before}, so a page was served again in place of another and counting to the total "
+            f"by page {page}, {plural(after, 'trade')} came a second time while the total grew "
+            f"by only {before}, so a page was served again in place of another and counting to the total "
             "would end the window on trades never seen"
         )
     return (
-        f"page {page} held {after} trades, more than the {before} of page 1 (taken as the "
-        "server's page size), so page 1 was cut short or the server's pages are inconsistent"
+        f"page {page} held {plural(after, 'trade')}, more than the {before} of page 1 (taken "
+        "as the server's page size), so page 1 was cut short or the server's pages are inconsistent"
     )
 
 
@@ -215,9 +215,9 @@ class PagePlan:
         if self.pages_fetched >= self.max_pages:
             start, end = self._current
             raise HukePageLimitError(
-                f"trade/searchTrades needs more than max_pages={self.max_pages} pages (next: page "
-                f"{self._page} of range [{start}, {end}] ms); raise max_pages or narrow the range "
-                "(window=) so that nothing is silently left out",
+                f"trade/searchTrades needs more than max_pages={plural(self.max_pages, 'page')} "
+                f"(next: page {self._page} of range [{start}, {end}] ms); raise max_pages or "
+                "narrow the range (window=) so that nothing is silently left out",
                 max_pages=self.max_pages,
             )
         return (*self._current, self._page)
@@ -339,16 +339,16 @@ class PagePlan:
             message = (
                 f"trade/searchTrades {window}: the listing kept changing while it was read "
                 f"(totals seen: {totals}), even after reading it again "
-                f"max_restarts={self.max_restarts} times; offset pages over a changing listing "
-                "can skip trades, so this stops rather than lose one silently; retry later, or "
+                f"max_restarts={plural(self.max_restarts, 'time')}; offset pages over a changing "
+                "listing can skip trades, so this stops rather than lose one silently; retry later, or "
                 "narrow the range (window=)"
             )
         else:
             message = (
                 f"trade/searchTrades {window}: the listing did not end consistently: "
                 f"{_problem(kind, self._page, before, after)} (totals seen: {totals}), even "
-                f"after reading it again max_restarts={self.max_restarts} times; this stops "
-                "rather than end the window on trades never seen; retry later, or narrow the "
+                f"after reading it again max_restarts={plural(self.max_restarts, 'time')}; this "
+                "stops rather than end the window on trades never seen; retry later, or narrow the "
                 "range (window=)"
             )
         return HukeConsistencyError(

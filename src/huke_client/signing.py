@@ -53,8 +53,10 @@ def checksum(app_key: str, sign: str, curtime: int | str, app_secret: str) -> st
     """``ur-checksum`` for one request: upper-case hex of AES-128-ECB over ``app_key + sign +
     curtime`` keyed from ``app_secret``.
 
-    >>> checksum("34ff472473d741b881a7b46a3cfb5b59", "3d6055a498cab778429574604b810725",
-    ...          1592276090, "d83d0971ca5641a7a6b2b7c78dea7f49")[:16]
-    '849685B5801196A6'
+    ```python
+    checksum("34ff472473d741b881a7b46a3cfb5b59", "3d6055a498cab778429574604b810725",
+             1592276090, "d83d0971ca5641a7a6b2b7c78dea7f49")[:16]
+    # '849685B5801196A6'
+    ```
     """
     return checksum_with_key(derive_key(app_secret), app_key, sign, curtime)

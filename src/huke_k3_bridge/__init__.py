@@ -1,11 +1,14 @@
 """Create Kingdee K/3 Cloud customers from NetEase Huke trades, safely and re-runnably.
 
->>> from huke_client import HukeClient
->>> from k3cloud_client import K3CloudClient
->>> from huke_k3_bridge import sync_customers, FileState
->>> with HukeClient.from_env() as huke, K3CloudClient.from_env() as k3:  # doctest: +SKIP
-...     report = sync_customers(huke, k3, state=FileState("huke-k3.json"))
-...     print(report)
+```python
+from huke_client import HukeClient
+from k3cloud_client import K3CloudClient
+from huke_k3_bridge import sync_customers, FileState
+
+with HukeClient.from_env() as huke, K3CloudClient.from_env() as k3:
+    report = sync_customers(huke, k3, state=FileState("huke-k3.json"))
+    print(report)
+```
 
 A run's options are keywords (``batch_size=100``) or one ``SyncOptions`` object
 (``options=SyncOptions(batch_size=100)``), the same either way.

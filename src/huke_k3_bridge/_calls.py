@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
-from _huke_k3_core import short_repr, wire_text
+from _huke_k3_core import plural, short_repr, wire_text
 from k3cloud_client import filters
 
 from ._operations import ExistenceQuery, Found, Operation, SaveBatch, operation_size
@@ -75,7 +75,7 @@ def failed(op: Operation, exc: Exception) -> Exception:
     """The result of a call that raised: the exception itself, recorded against its rows (the
     run goes on)."""
     what = "Lookup" if isinstance(op, ExistenceQuery) else "Save"
-    logger.warning("%s of %d failed: %s", what, operation_size(op), exc)
+    logger.warning("%s of %s failed: %s", what, plural(operation_size(op), "customer"), exc)
     return exc
 
 

@@ -1,8 +1,13 @@
-"""``huke-k3``: run the sync (``sync``) or see it work on simulators (``demo``)."""
+"""``huke-k3``: run the sync (``sync``) or see it work on simulators (``demo``).
+
+``-v``/``-vv`` go before or after the sub-command (``huke-k3 -v sync -v`` is ``-vv``);
+``huke-k3 --version`` prints the version.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import sys
@@ -13,7 +18,8 @@ from typing import Any, TextIO
 
 import anyio
 
-from huke_client import AsyncHukeClient, HukeClient, HukeConfigError, HukeError
+from _huke_k3_core._version import __version__
+from huke_client import AsyncHukeClient, HukeClient, HukeConfigError, HukeError, SearchOptions
 from k3cloud_client import AsyncK3CloudClient, K3CloudClient, K3CloudConfigError, K3CloudError
 
 from . import _durations
@@ -29,6 +35,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 _LOGGERS = ("huke_client", "k3cloud_client", "huke_k3_bridge")
+_VERBOSE_HELP = "log more (-v info, -vv debug)"
+#: Where a sub-command counts its own ``-v``: argparse would let a sub-command's count replace
+#: the one given before it, so the two are kept apart and added up.
+_SUB_VERBOSE = "verbose_after_command"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -76,16 +86,41 @@ def _wait_seconds(text: str) -> float:
     return seconds
 
 
+class _Parser(argparse.ArgumentParser):
+    """The top-level parser: its ``verbose`` counts every ``-v``, before and after the
+    sub-command."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        parsed.verbose += getattr(parsed, _SUB_VERBOSE, 0)
+        if hasattr(parsed, _SUB_VERBOSE):
+            delattr(parsed, _SUB_VERBOSE)
+        return parsed, extras
+
+
+def _add_verbosity(commands: Any) -> None:
+    """Let every sub-command (``commands``: the subparsers action) take ``-v`` after its name."""
+    for command in commands.choices.values():
+        command.add_argument(
+            "-v", "--verbose", action="count", default=0, dest=_SUB_VERBOSE, help=_VERBOSE_HELP
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``huke-k3`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="huke-k3",
         description="Create Kingdee K/3 Cloud customers from NetEase Huke trades.",
     )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=_VERBOSE_HELP)
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
+        "--version", action="version", version=f"huke-k3 {__version__}", help="print the version"
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser
+    )
     commands.required = True
 
     demo = commands.add_parser(
@@ -163,9 +198,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="use the async engine: fetches, looks up and saves concurrently",
     )
+    sync.add_argument(
+        "--items-key",
+        metavar="KEY",
+        help="the key of Huke's reply data holding the trades, when it is not detected (huke-k3 "
+        "doctor tells)",
+    )
     from ._cli_dispatch import add_dispatch_command  # loads no Celery until it runs
+    from ._cli_doctor import add_doctor_command
 
+    add_doctor_command(commands)
     add_dispatch_command(commands)
+    # Last, so that it reaches every sub-command added above.
+    _add_verbosity(commands)
     return parser
 
 
@@ -191,10 +236,15 @@ class _LogSetup:
             log.setLevel(level)
 
 
-_Clients = tuple[HukeClient | AsyncHukeClient | None, K3CloudClient | AsyncK3CloudClient | None]
+_Clients = tuple[
+    HukeClient | AsyncHukeClient | None,
+    K3CloudClient | AsyncK3CloudClient | None,
+    dict[str, Exception],
+]
+_SERVICE_NAMES = {"huke": "Huke", "k3": "K/3 Cloud"}
 
 
-def _chosen_tenant(args: argparse.Namespace) -> tuple[Tenant, dict[str, Any]] | str:
+def chosen_tenant(args: argparse.Namespace) -> tuple[Tenant, dict[str, Any]] | str:
     """The tenant ``--tenants FILE --tenant NAME`` names and the run options it sets (its
     transform, and its window unless ``--window`` is given), or the usage error."""
     if args.tenants is None:
@@ -219,15 +269,17 @@ def _chosen_tenant(args: argparse.Namespace) -> tuple[Tenant, dict[str, Any]] | 
     except TenantsError as exc:
         return str(exc)
     # argparse hands its default object through untouched: identity tells "not given".
-    if args.window is DEFAULT_WINDOW:
+    if getattr(args, "window", DEFAULT_WINDOW) is DEFAULT_WINDOW:
         options["window"] = tenant.window
     return tenant, options
 
 
-def _clients(args: argparse.Namespace, tenant: Tenant | None) -> tuple[_Clients, list[str]]:
+def make_clients(args: argparse.Namespace, tenant: Tenant | None) -> _Clients:
+    """The clients of ``args`` (``--async``, ``--k3-ini``) or of ``tenant``, and the
+    configuration error each could not be made for (``{"huke": ..., "k3": ...}``)."""
     huke_cls = AsyncHukeClient if args.use_async else HukeClient
     k3_cls = AsyncK3CloudClient if args.use_async else K3CloudClient
-    problems: list[str] = []
+    errors: dict[str, Exception] = {}
     huke: HukeClient | AsyncHukeClient | None = None
     k3: K3CloudClient | AsyncK3CloudClient | None = None
     # A tenant's clients raise TenantsError (a ValueError) for a variable that is not set.
@@ -237,7 +289,7 @@ def _clients(args: argparse.Namespace, tenant: Tenant | None) -> tuple[_Clients,
         else:
             huke = huke_cls.from_env()
     except (HukeConfigError, ValueError) as exc:
-        problems.append(f"Huke: {exc}")
+        errors["huke"] = exc
     try:
         if tenant is not None:
             k3 = tenant.async_k3_client() if args.use_async else tenant.k3_client()
@@ -246,8 +298,8 @@ def _clients(args: argparse.Namespace, tenant: Tenant | None) -> tuple[_Clients,
         else:
             k3 = k3_cls.from_env()
     except (K3CloudConfigError, ValueError, OSError) as exc:
-        problems.append(f"K/3 Cloud: {exc}")
-    return (huke, k3), problems
+        errors["k3"] = exc
+    return huke, k3, errors
 
 
 async def _close_async(*clients: Any) -> None:
@@ -273,7 +325,7 @@ def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     tenant: Tenant | None = None
     tenant_options: dict[str, Any] = {}
     if args.tenants is not None or args.tenant is not None:
-        chosen = _chosen_tenant(args)
+        chosen = chosen_tenant(args)
         if isinstance(chosen, str):
             print(f"huke-k3: {chosen}", file=err)
             return EXIT_USAGE
@@ -282,10 +334,10 @@ def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.wait is not False and not state:
         print("huke-k3: --wait needs --state (it waits for the run holding that file)", file=err)
         return EXIT_USAGE
-    (huke, k3), problems = _clients(args, tenant)
-    if problems or huke is None or k3 is None:
-        for problem in problems:
-            print(f"huke-k3: configuration error: {problem}", file=err)
+    huke, k3, errors = make_clients(args, tenant)
+    if errors or huke is None or k3 is None:
+        for service, error in errors.items():
+            print(f"huke-k3: configuration error: {_SERVICE_NAMES[service]}: {error}", file=err)
         if args.use_async:
             anyio.run(_close_async, huke, k3)
         else:
@@ -307,6 +359,7 @@ def _sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "state": FileState(state, overlap=overlap, wait=args.wait) if state else None,
         "progress": False if args.no_progress or args.json else None,
         "window": args.window,
+        "search": SearchOptions(items_key=args.items_key) if args.items_key else None,
         **tenant_options,
     }
     try:
@@ -329,8 +382,10 @@ def main(
     err = stderr if stderr is not None else sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse has printed the usage message
+        # argparse writes help, --version and usage errors to sys.stdout / sys.stderr itself.
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed the usage message, help or version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     logs = _LogSetup(args.verbose, err)
     started = time.perf_counter()
@@ -346,6 +401,10 @@ def main(
                 progress=False if args.no_progress else None,
                 out=out,
             )
+        if args.command == "doctor":
+            from ._cli_doctor import run_doctor_command
+
+            return run_doctor_command(args, out, err)
         if args.command == "dispatch":
             from ._cli_dispatch import run_dispatch
 

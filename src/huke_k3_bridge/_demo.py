@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import anyio
 from typing_extensions import TypedDict
 
+from _huke_k3_core import plural
 from huke_client import AsyncHukeClient, HukeClient
 from huke_client.testing import FakeHuke, fake_trade, generate_trades
 from k3cloud_client import AsyncK3CloudClient, Customer, K3CloudClient
@@ -142,7 +143,8 @@ def run_demo(
     distinct = len({t["buyerCid"] for t in items if "buyerCid" in t})
     engine = "async_sync_customers" if use_async else "sync_customers"
     print(
-        f"Demo: {len(items)} Huke trades from {distinct} buyers in the last 20 hours "
+        f"Demo: {plural(len(items), 'Huke trade')} from {plural(distinct, 'buyer')} in the last "
+        "20 hours "
         "(repeat buyers, one renamed, one trade without buyerCid);\n"
         f"K/3 Cloud already holds customer {existing.number} ({existing.name}).\n"
         f"Both services are simulators on 127.0.0.1; {engine} talks to them through the real "
@@ -174,7 +176,7 @@ def run_demo(
     twice = sorted(n for n, c in collections.Counter(numbers).items() if c > 1)
     created = second.counts["created"]
     print(
-        f"\nK/3 Cloud now holds {len(numbers)} customers "
+        f"\nK/3 Cloud now holds {plural(len(numbers), 'customer')} "
         f"({first.counts['created']} created by the first run, 1 entered before); "
         f"{'no number twice' if not twice else 'DUPLICATE numbers: ' + ', '.join(twice)}. "
         f"The second run created {created}.",

@@ -32,7 +32,7 @@ from ._report import SyncReport
 from ._state import hold
 from ._transform import PreparedTrade
 from ._watermark import plan_range
-from ._windows import ms_to_datetime
+from ._windows import ms_to_datetime, zone_of
 
 logger = logging.getLogger("huke_k3_bridge")
 
@@ -50,6 +50,9 @@ class _Run:
         self.options = options
         confirm_for = options.confirm_for(k3)
         self._release = hold(options.state)
+        #: The report's times are shown in the zone the range was given in (local time for
+        #: epoch milliseconds or no range at all).
+        self.zone = zone_of(options.start, options.end)
         try:
             self.started = time.perf_counter()
             self.range = plan_range(options, split=split)
@@ -62,8 +65,8 @@ class _Run:
             raise
         logger.info(
             "sync %s .. %s in %d window(s)%s%s",
-            ms_to_datetime(self.range.start_ms).isoformat(timespec="seconds"),
-            ms_to_datetime(self.range.end_ms).isoformat(timespec="seconds"),
+            ms_to_datetime(self.range.start_ms, self.zone).isoformat(timespec="seconds"),
+            ms_to_datetime(self.range.end_ms, self.zone).isoformat(timespec="seconds"),
             len(self.range.windows),
             " (resumed from the stored watermark)" if self.range.resumed_from is not None else "",
             " (dry run)" if options.dry_run else "",
@@ -119,16 +122,17 @@ class _Run:
         watermark = None
         if not self.options.dry_run:
             watermark = span.store(self.options.state, ledger.good_until(outcomes), errors)
+        zone = self.zone
         report = SyncReport(
-            start=ms_to_datetime(span.start_ms),
-            end=ms_to_datetime(span.end_ms),
+            start=ms_to_datetime(span.start_ms, zone),
+            end=ms_to_datetime(span.end_ms, zone),
             outcomes=outcomes,
             errors=tuple(errors),
             notes=tuple(ledger.notes),
             dry_run=ledger.dry_run,
             on_existing=ledger.on_existing,
-            watermark=watermark,
-            resumed_from=span.resumed_from,
+            watermark=None if watermark is None else watermark.astimezone(zone),
+            resumed_from=None if span.resumed_from is None else span.resumed_from.astimezone(zone),
             elapsed=time.perf_counter() - self.started,
         )
         report.check(len(ledger.entries))
@@ -201,8 +205,8 @@ def sync_customers(
         **keywords: the run's options by name (:class:`SyncKwargs`): ``start``, ``end``,
             ``transform``, ``on_existing``, ``batch_size``, ``dry_run``, ``state``,
             ``progress``, ``window``, ``form_id``, ``page_size``, ``order_by``, ``clock``,
-            ``confirm_timeout``, ``case_sensitive_numbers``; each is documented with
-            :class:`SyncOptions`.
+            ``confirm_timeout``, ``case_sensitive_numbers``, ``search``; each is documented
+            with :class:`SyncOptions`.
 
     Raises:
         ValueError: for arguments that make no sense (``start`` after ``end`` ...).
@@ -212,7 +216,7 @@ def sync_customers(
     Nothing else: a failure of Huke or K/3 Cloud is reported, not raised.
     """
     with _Run(options_of_call("sync_customers", options, keywords), k3) as run:
-        fetch_windows(huke, run.ledger, run.options.page_size, run.bar)
+        fetch_windows(huke, run.ledger, run.options.huke_search, run.bar)
         for ops, results in run.batches():
             for op in ops:
                 results.append(call_with_backoff(op, lambda o: _execute(k3, run.calls, o)))
@@ -299,7 +303,13 @@ async def async_sync_customers(
                 run.bar.advance(len(page))
 
             await afetch_windows(
-                huke, ledger, options.page_size, options.fetch_concurrency, arrived, received
+                huke,
+                ledger,
+                options.huke_search,
+                options.fetch_concurrency,
+                run.bar,
+                arrived,
+                received,
             )
         for ops, results in run.batches():
             results.extend(await _gather(ops, call, run.bar))

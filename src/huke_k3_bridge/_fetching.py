@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from huke_client import AsyncHukeClient, HukeClient
+from huke_client import AsyncHukeClient, HukeClient, SearchOptions
 
 from ._ledger import Ledger
 from ._progress import Progress
@@ -24,13 +24,13 @@ if TYPE_CHECKING:
 _WINDOW_DONE = object()
 
 
-def fetch_windows(huke: HukeClient, ledger: Ledger, page_size: int, bar: Progress) -> None:
-    """Fetch ``ledger.windows`` one after the other, each trade recorded as it comes."""
+def fetch_windows(huke: HukeClient, ledger: Ledger, search: SearchOptions, bar: Progress) -> None:
+    """Fetch ``ledger.windows`` one after the other with ``search``, each trade recorded as it
+    comes."""
     for index, span in enumerate(ledger.windows):
         try:
-            for page in huke.iter_trade_pages(
-                start=span.start_ms, end=span.end_ms, page_size=page_size
-            ):
+            for page in huke.iter_trade_pages(start=span.start_ms, end=span.end_ms, options=search):
+                bar.page_arrived(index, len(page.trades), page.total)
                 for trade in page.trades:
                     ledger.add(trade, index)
                 bar.advance(len(page.trades))
@@ -43,15 +43,16 @@ def fetch_windows(huke: HukeClient, ledger: Ledger, page_size: int, bar: Progres
 async def afetch_windows(
     huke: AsyncHukeClient,
     ledger: Ledger,
-    page_size: int,
+    search: SearchOptions,
     width: int,
+    bar: Progress,
     arrived: Callable[[list[PreparedTrade] | None], None],
     received: Callable[[int, list[PreparedTrade]], None],
 ) -> None:
-    """Fetch ``ledger.windows`` up to ``width`` at a time. Each page is prepared and given to
-    ``arrived`` as it arrives (then ``None`` once every window is in), and to ``received`` in
-    window order (with its window). Stops at the first window that fails (as the sync fetcher
-    does)."""
+    """Fetch ``ledger.windows`` with ``search``, up to ``width`` at a time. Each page is
+    counted on ``bar`` as it arrives (see ``Progress.page_arrived``), prepared and given to
+    ``arrived`` (then ``None`` once every window is in), and to ``received`` in window order
+    (with its window). Stops at the first window that fails (as the sync fetcher does)."""
     # Loaded here, by the async engine only: sync programs never pay for anyio.
     import anyio
     from anyio.streams.memory import MemoryObjectReceiveStream
@@ -68,10 +69,9 @@ async def afetch_windows(
         span = ledger.windows[index]
         async with out:
             try:
-                pages = huke.iter_trade_pages(
-                    start=span.start_ms, end=span.end_ms, page_size=page_size
-                )
+                pages = huke.iter_trade_pages(start=span.start_ms, end=span.end_ms, options=search)
                 async for page in pages:
+                    bar.page_arrived(index, len(page.trades), page.total)
                     await out.send(page.trades)
             except Exception as exc:  # reported; what was fetched before it is still saved
                 await out.send(exc)

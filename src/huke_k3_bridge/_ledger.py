@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from _huke_k3_core import Id, one_line, short_repr
+from _huke_k3_core import Id, one_line, plural, short_repr
 from k3cloud_client import Customer
 
 from ._errors import error_text
@@ -317,8 +317,8 @@ class Ledger:
     def whole_call_errors(self) -> list[str]:
         """The run-level errors of the calls that failed as a whole, one per kind of failure."""
         return [
-            f"{operation} failed as a whole, after the client's retries, for {rows} "
-            f"customer(s): {text} (see docs/errors.md for what to check)"
+            f"{operation} failed as a whole, after the client's retries, for "
+            f"{plural(rows, 'customer')}: {text} (see docs/errors.md for what to check)"
             for (operation, text), rows in self.whole_call_failures.items()
         ]
 

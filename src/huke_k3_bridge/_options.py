@@ -21,6 +21,7 @@ import httpx
 from typing_extensions import TypedDict
 
 from _huke_k3_core import FrozenDict
+from huke_client import SearchOptions
 
 from ._progress import ProgressArg
 from ._state import State
@@ -52,6 +53,7 @@ class SyncKwargs(TypedDict, total=False):
     clock: Callable[[], float]
     confirm_timeout: float | None
     case_sensitive_numbers: bool
+    search: SearchOptions | None
 
 
 class AsyncSyncKwargs(SyncKwargs, total=False):
@@ -105,6 +107,13 @@ class SyncOptions:
             them on the usual SQL Server collation: they are one customer (one is kept, the
             others merged into it) and a lookup finds it whatever its case. Set True for a
             database with a case-sensitive collation.
+        search: the Huke search options (``huke_client.SearchOptions``) of every window's
+            ``iter_trade_pages`` call: ``items_key=`` for a reply shape the client does not
+            detect, ``source=``, ``time_type=``, ``dealer_list=``, ``extra=`` wire fields,
+            ``max_pages=``, ``max_restarts=``. The run's own ``page_size`` and ``window`` win
+            where they overlap: a ``search.page_size`` other than its default that differs from
+            ``page_size``, or any ``search.window``, is refused (``ValueError``) rather than
+            ignored. Default: the client's defaults.
         concurrency: ``async_sync_customers`` only: the ceiling of K/3 Cloud calls in
             flight; the limit in use adapts to what the server takes.
         fetch_concurrency: ``async_sync_customers`` only: sub-windows fetched side by side.
@@ -127,6 +136,7 @@ class SyncOptions:
     clock: Callable[[], float] = time.time
     confirm_timeout: float | None = None
     case_sensitive_numbers: bool = False
+    search: SearchOptions | None = None
     concurrency: int = 8
     fetch_concurrency: int = 4
 
@@ -154,6 +164,14 @@ class SyncOptions:
         if self.window is not None and self.window < ONE_MS:
             raise ValueError(f"window must be at least 1 ms, got {self.window!r}")
         check_save_options(self.save_flags, f"{type(self.transform).__name__}.save_flags")
+        _check_search(self.search, self.page_size)
+
+    @functools.cached_property
+    def huke_search(self) -> SearchOptions:
+        """What every window's ``iter_trade_pages`` call is given: ``search`` with the run's
+        ``page_size``, and no window of its own (the run's windows are the windows)."""
+        base = SearchOptions() if self.search is None else self.search
+        return attrs.evolve(base, page_size=self.page_size, window=None)
 
     @functools.cached_property
     def save_flags(self) -> Mapping[str, Any]:
@@ -170,6 +188,29 @@ class SyncOptions:
         timeout = getattr(k3, "timeout", None)
         read = timeout.read if isinstance(timeout, httpx.Timeout) else None
         return float(read) if read is not None else DEFAULT_CONFIRM_FOR
+
+
+_SEARCH_PAGE_SIZE = attrs.fields(SearchOptions).page_size.default
+
+
+def _check_search(search: object, page_size: int) -> None:
+    """``search`` is a ``SearchOptions`` that does not contradict the run's own options."""
+    if search is None:
+        return
+    if not isinstance(search, SearchOptions):
+        raise TypeError(
+            f"search must be a huke_client.SearchOptions (or None), not {type(search).__name__}"
+        )
+    if search.page_size not in (page_size, _SEARCH_PAGE_SIZE):
+        raise ValueError(
+            f"search.page_size={search.page_size} contradicts page_size={page_size}: the run's "
+            f"page_size sets the page size; give page_size={search.page_size} instead"
+        )
+    if search.window is not None:
+        raise ValueError(
+            f"search.window={search.window!r} is not used: the run's window= cuts the range "
+            f"into windows; give window={search.window!r} instead"
+        )
 
 
 #: The keywords each public function takes.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -26,9 +27,14 @@ _LABELS: dict[str, str] = {
 class ProgressEvent:
     """Where a sync is: its phase and how far into it.
 
-    ``phase`` is ``"fetch"`` (``done`` = trades fetched; ``total`` unknown), ``"check"``
-    (customer numbers looked up in K/3 Cloud, of ``total``), ``"save"`` (customers sent to
-    ``BatchSave``, of ``total``) or ``"done"`` (``done`` = trades accounted for).
+    ``phase`` is ``"fetch"`` (``done`` = trades fetched), ``"check"`` (customer numbers looked
+    up in K/3 Cloud, of ``total``), ``"save"`` (customers sent to ``BatchSave``, of ``total``)
+    or ``"done"`` (``done`` = trades accounted for).
+
+    For ``"fetch"``, ``total`` is what Huke has said so far: for each window whose first page
+    has arrived and carried a total (``TradePage.total``), that total (or what was fetched of
+    it, if more), plus what was fetched of every other window. So it grows as windows start,
+    and is ``None`` until a page carries a total (a reply without one, as a bare list).
     """
 
     phase: Phase
@@ -106,12 +112,13 @@ class _Line:
 
 
 class _Tqdm:
-    """One tqdm bar per phase (``tqdm.auto``: a widget in notebooks, text on terminals)."""
+    """One tqdm bar per phase: a widget in notebooks (with ipywidgets), text elsewhere."""
 
     def __init__(self, factory: Callable[..., Any]) -> None:
         self._factory = factory
         self._bar: Any = None
         self._phase: str | None = None
+        self._total: int | None = None
 
     def update(self, event: ProgressEvent) -> None:
         if event.phase != self._phase:
@@ -122,7 +129,15 @@ class _Tqdm:
             self._bar = self._factory(
                 total=event.total, desc=_LABELS[event.phase], unit="", leave=True
             )
+            self._total = event.total
         if self._bar is not None:
+            if event.total is not None and event.total != self._total:
+                self._total = event.total
+                # reset() is how tqdm's notebook widget learns a new total (its bar's maximum);
+                # the start time is kept, so the elapsed time and the rate stay right.
+                started = self._bar.start_t
+                self._bar.reset(total=event.total)
+                self._bar.start_t = started
             self._bar.n = event.done
             self._bar.refresh()
 
@@ -163,11 +178,26 @@ def _in_notebook() -> bool:
 
 
 def _tqdm_factory() -> Callable[..., Any] | None:
+    """tqdm's bar: ``tqdm.auto`` (a widget in notebooks) when ipywidgets is installed, else
+    the text bar (``tqdm.std``). Without ipywidgets, ``tqdm.auto`` in a notebook warns
+    ("IProgress not found", a ``TqdmWarning``) and falls back to the text bar anyway; the
+    ``notebook`` extra installs both."""
     try:
-        from tqdm.auto import tqdm
+        if _importable("ipywidgets"):
+            from tqdm.auto import tqdm
+        else:
+            from tqdm.std import tqdm
     except ImportError:
         return None
     return tqdm  # type: ignore[no-any-return]
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (ipywidgets is slow to load)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken install, or a module set to None
+        return False
 
 
 def _isatty(stream: TextIO) -> bool:
@@ -200,10 +230,29 @@ class Progress:
         self.phase: Phase | None = None
         self.done = 0
         self.total: int | None = None
+        # The fetch's total (see ProgressEvent): per window, the total its first page said
+        # (None: none) and the trades fetched of it; their sum, kept as pages arrive.
+        self._windows: dict[int, tuple[int | None, int]] = {}
+        self._fetch_total = 0
+        self._told_total = False
 
     def start(self, phase: Phase, total: int | None = None) -> None:
         self.phase, self.done, self.total = phase, 0, total
         self._sink.update(ProgressEvent(phase, 0, total))
+
+    def page_arrived(self, window: int, count: int, total: int | None) -> None:
+        """A page of ``count`` trades of fetch window ``window`` arrived, saying ``total`` (the
+        window's total is its first page's): the fetch's total is updated for the next event."""
+        known = self._windows.get(window)
+        said, fetched = (total, 0) if known is None else known
+        before = 0 if known is None else fetched if said is None else max(said, fetched)
+        fetched += count
+        after = fetched if said is None else max(said, fetched)
+        self._windows[window] = (said, fetched)
+        self._fetch_total += after - before
+        self._told_total = self._told_total or said is not None
+        if self.phase == "fetch" and self._told_total:
+            self.total = self._fetch_total
 
     def advance(self, count: int = 1) -> None:
         if self.phase is None:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import collections
-import html
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
 import attrs
 
 from _huke_k3_core import one_line
+from _huke_k3_core._html import block, pairs, paragraph, table
 
 from ._errors import AccountingError
 
@@ -28,7 +29,10 @@ STATUSES: tuple[OutcomeStatus, ...] = (
 )
 
 _LISTED = 20  # outcomes listed by name in str(); the rest are counted
-_HTML_ROWS = 200
+#: Outcomes, and errors or notes, a notebook shows; the rest are counted (a report of 50,000
+#: trades must not become megabytes of HTML in the notebook file).
+_HTML_ROWS = 20
+_HTML_NOTES = 5
 
 
 #: How much of a reason or a note one line of ``str(report)`` shows.
@@ -254,42 +258,42 @@ class SyncReport:
         return f"SyncReport(ok={self.ok}, total={self.total}, {counts}, errors={len(self.errors)})"
 
     def _repr_html_(self) -> str:
-        esc = html.escape
+        """A notebook's view: the headline, counts, window, duration and errors, then the first
+        outcomes (failed, uncertain and skipped first), however many the report holds."""
         counts = self.counts
-        head = "".join(f"<th>{esc(s)}</th>" for s in STATUSES)
-        cells = "".join(f"<td>{counts[s]}</td>" for s in STATUSES)
-        parts = [
-            f"<p><b>{esc(self._headline())}</b> ({self.total} trades)</p>",
-            f"<table><tr>{head}</tr><tr>{cells}</tr></table>",
+        figures: list[tuple[str, object]] = [
+            ("window", f"{_when(self.start)} .. {_when(self.end)}"),
+            ("duration", f"{self.elapsed:.2f} s"),
         ]
-        listed = list(self._listed())
-        if listed:
-            rows = "".join(
-                "<tr>"
-                + "".join(
-                    f"<td>{esc(one_line(v, 200))}</td>"
-                    for v in (
-                        str(o.position),
-                        o.status,
-                        o.trade_id or "",
-                        o.buyer_cid or "",
-                        o.reason or "",
-                    )
-                )
-                + "</tr>"
-                for o in listed[:_HTML_ROWS]
-            )
-            more = len(listed) - _HTML_ROWS
-            parts.append(
-                "<table><tr><th>#</th><th>status</th><th>trade</th><th>buyerCid</th>"
-                f"<th>reason</th></tr>{rows}</table>"
-                + (f"<p>… and {more} more</p>" if more > 0 else "")
-            )
-        for kind, items in (("note", self.notes), ("error", self.errors)):
+        if self.resumed_from is not None:
+            figures.append(("resumed from the stored watermark", _when(self.resumed_from)))
+        if self.watermark is not None:
+            figures.append(("watermark advanced to", _when(self.watermark)))
+        figures.append(("errors", len(self.errors)))
+        parts = [
+            paragraph(f"({self.total} trades)", bold=self._headline()),
+            table((*STATUSES, "total"), [(*(counts[s] for s in STATUSES), self.total)]),
+            pairs(figures),
+        ]
+        for kind, items in (("error", self.errors), ("note", self.notes)):
             if items:
-                parts.append(
-                    "<ul>"
-                    + "".join(f"<li>{kind}: {esc(one_line(i, 400))}</li>" for i in items[:_LISTED])
-                    + "</ul>"
-                )
-        return "\n".join(parts)
+                shown = [(item,) for item in items[:_HTML_NOTES]]
+                more = len(items) - len(shown)
+                hint = f"see report.{kind}s"
+                parts.append(table((kind,), shown, more=more, more_hint=hint, limit=_LINE * 2))
+        if self.outcomes:
+            first = itertools.islice(self._first_shown(), _HTML_ROWS)
+            rows = [
+                (o.position, o.status, o.trade_id, o.buyer_cid, o.number, o.reason) for o in first
+            ]
+            headers = ("#", "status", "trade", "buyerCid", "number", "reason")
+            more = self.total - len(rows)
+            parts.append(table(headers, rows, more=more, more_hint="see report.outcomes"))
+        return block(*parts)
+
+    def _first_shown(self) -> Iterator[TradeOutcome]:
+        """The outcomes in the order a reader wants them: failed, uncertain, skipped (the ones
+        to act on), then the others in stream order."""
+        listed = ("failed", "uncertain", "skipped")
+        rest = (o for o in self.outcomes if o.status not in listed)
+        return itertools.chain(self._listed(), rest)

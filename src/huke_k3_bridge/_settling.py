@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from _huke_k3_core import Id, one_line
+from _huke_k3_core import Id, one_line, plural
 from k3cloud_client import WHOLE_CALL_MSG_CODES, BatchSaveResult, Customer, RetryPolicy
 
 from ._errors import error_text
@@ -196,7 +196,7 @@ class Settlement:
         for position in open_:
             entry = entries[position]
             message = entry.save_message or "no reason given"
-            looked = f"{rounds} lookup(s) over {waited:.1f}s"
+            looked = f"{plural(rounds, 'lookup')} over {waited:.1f}s"
             if entry.key in ledger.check_failed:
                 entry.decide(
                     "uncertain",

@@ -1,4 +1,4 @@
-"""Declarative field mappings that read like the integration scheme's table.
+r"""Declarative field mappings that read like the integration scheme's table.
 
 A mapping such as ``{"FName": "{{buyerNick}}", "FNumber": "{{buyerCid}}", "FCreateOrgId": "100"}``
 says, per K/3 Cloud field, where its value comes from:
@@ -6,11 +6,16 @@ says, per K/3 Cloud field, where its value comes from:
 - a text with ``{{wireField}}`` placeholders, filled from the trade's wire fields;
 - a plain constant (``"100"``, ``True``);
 - a callable ``trade -> value``;
-- a :class:`Lookup` into a keyed data set (the scheme's ``_findCollection``).
+- a `Lookup` into a keyed data set (the scheme's ``_findCollection``).
 
-Placeholders are substituted by a regular expression and a dictionary look-up: the text between
-the braces is only ever a field *name*. Nothing is evaluated, so ``{{__import__('os')}}`` is just
-the name of a field that no trade has.
+A placeholder may give a default for a field a trade lacks: ``{{shopName|未知店铺}}`` renders
+``未知店铺`` when ``shopName`` is missing (absent, null, or blank text), ``{{shopName|}}`` renders
+nothing. In a default, ``\|``, ``\{``, ``\}`` and ``\\`` stand for ``|``, ``{``, ``}`` and ``\``;
+a bare ``|`` or ``{{`` there is refused (`TemplateError`, naming the column).
+
+Placeholders are parsed by a small scanner and filled by a dictionary look-up: the text between
+the braces is only ever a field *name* (and a default text). Nothing is evaluated, so
+``{{__import__('os')}}`` is just the name of a field that no trade has.
 """
 
 from __future__ import annotations
@@ -28,16 +33,21 @@ from _huke_k3_core import short_repr, wire_text
 from ._trade import SHORT, TradeLike, describe_trade, wire_fields
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_OPEN, _CLOSE, _BAR, _ESCAPE = "{{", "}}", "|", "\\"
+#: What a backslash makes literal in a default; before anything else it is itself.
+_ESCAPABLE = frozenset("\\|{}")
 
 #: Where a looked-up value comes from: a mapping ``key -> value`` or a callable ``key -> value``.
 LookupSource: TypeAlias = Mapping[str, str] | Callable[[str], str | None]
 
 
 class TemplateError(ValueError):
-    """A field of a template could not be filled from a trade.
+    """A template cannot be read, or a field of it could not be filled from a trade.
 
-    Raised, for instance, when a placeholder names a wire field the trade does not have. The
-    message names the K/3 field, the placeholder and the trade.
+    Raised when a placeholder without a default names a wire field the trade does not have (the
+    message names the K/3 field, the placeholder and the trade), and when a template's text is
+    malformed (the message names the column: an empty field name, a bare ``|`` in a default, a
+    placeholder that is not closed).
     """
 
     def __init__(self, message: str, *, target: str | None, field: str | None) -> None:
@@ -93,6 +103,83 @@ CALL_KEYS = frozenset({"FormId", "Operation", "IsAutoSubmitAndAudit", "IsVerifyB
 FieldSpec: TypeAlias = str | int | float | bool | Lookup | Callable[[Any], Any] | None
 
 
+def escape_default(text: str) -> str:
+    """``text`` written as a placeholder's default: ``\\``, ``|``, ``{`` and ``}`` escaped with
+    a backslash, so that ``{{field|<escaped>}}`` renders ``text`` (spaces at its ends aside)."""
+    return "".join(_ESCAPE + char if char in _ESCAPABLE else char for char in text)
+
+
+def _malformed(text: str, index: int, problem: str, field: str | None = None) -> TemplateError:
+    return TemplateError(
+        f"template {short_repr(text, SHORT)}, column {index + 1}: {problem}",
+        target=None,
+        field=field,
+    )
+
+
+def _placeholder(text: str, start: int) -> tuple[str, str | None, int]:
+    """The field name and default of the placeholder opening at ``start`` (a ``}}`` follows it),
+    and where the text after it begins."""
+    inner = start + len(_OPEN)
+    close = text.find(_CLOSE, inner)
+    bar = text.find(_BAR, inner, close)
+    name = text[inner : close if bar < 0 else bar].strip()
+    if not name:
+        raise _malformed(text, start, "the placeholder names no field")
+    if bar < 0:
+        return name, None, close + len(_CLOSE)
+    chars: list[str] = []
+    index = bar + 1
+    while index < len(text):
+        char = text[index]
+        if char == _ESCAPE and text[index + 1 : index + 2] in _ESCAPABLE:
+            chars.append(text[index + 1])
+            index += 2
+        elif text.startswith(_CLOSE, index):
+            return name, "".join(chars).strip(), index + len(_CLOSE)
+        elif char == _BAR:
+            raise _malformed(
+                text, index, f"a second '|' in the default of {name!r}: write \\| for a '|'", name
+            )
+        elif text.startswith(_OPEN, index):
+            raise _malformed(
+                text,
+                index,
+                f"'{{{{' in the default of {name!r}: a default is plain text, placeholders do "
+                "not nest (write \\{ for a '{')",
+                name,
+            )
+        else:
+            chars.append(char)
+            index += 1
+    raise _malformed(
+        text, start, f"the placeholder of {name!r} is not closed: its default escapes every '}}}}'"
+    )
+
+
+def _parse(text: str) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """Literal text and field names, alternating, and each placeholder's default."""
+    parts: list[str] = []
+    defaults: list[str | None] = []
+    position = 0
+    while True:
+        start = text.find(_OPEN, position)
+        # A "{{" that no "}}" follows is text, as it always was: only a closed pair is a
+        # placeholder.
+        if start < 0 or text.find(_CLOSE, start + len(_OPEN)) < 0:
+            parts.append(text[position:])
+            return tuple(parts), tuple(defaults)
+        parts.append(text[position:start])
+        name, default, position = _placeholder(text, start)
+        parts.append(name)
+        defaults.append(default)
+
+
+def _missing(found: bool, value: Any) -> bool:
+    """Whether a placeholder's default stands in: the field is absent, null or blank text."""
+    return not found or value is None or (isinstance(value, str) and not value.strip())
+
+
 def _lookup_field(fields: Mapping[str, Any], name: str) -> tuple[bool, Any]:
     if name in fields:
         return True, fields[name]
@@ -112,21 +199,28 @@ class Template:
     """A text with ``{{wireField}}`` placeholders, parsed once.
 
     ``Template("VIP {{buyerNick}}").render(trade)`` gives ``"VIP 张三"``. A placeholder whose field
-    is absent raises :class:`TemplateError`; a field that is present but null renders as ``""``; a
+    is absent raises `TemplateError`; a field that is present but null renders as ``""``; a
     field holding a list, an object or a boolean is not text and raises as well.
+
+    ``{{field|default}}`` renders ``default`` when the field is missing: absent, null, or blank
+    text (empty or only spaces); ``{{field|}}`` renders nothing then. Spaces around the name and
+    the default are dropped. A default stands in for a missing value, not for a wrong one: a
+    list or a boolean still raises. A malformed text raises `TemplateError` here, naming
+    the column.
     """
 
     text: str
     #: Literal text and field names, alternating, starting with text.
     parts: tuple[str, ...] = attrs.field(init=False, repr=False)
+    #: Each placeholder's default, in order (``None``: it has none).
+    defaults: tuple[str | None, ...] = attrs.field(init=False, repr=False)
     #: The field name when the template is exactly one placeholder (``"{{buyerCid}}"``).
     _single: str | None = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
-        pieces = _PLACEHOLDER.split(self.text)
-        # split() alternates text and captured names; strip the spaces people put in "{{ x }}".
-        parts = tuple(p if i % 2 == 0 else p.strip() for i, p in enumerate(pieces))
+        parts, defaults = _parse(self.text)
         object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "defaults", defaults)
         single = parts[1] if len(parts) == 3 and not parts[0] and not parts[2] else None
         object.__setattr__(self, "_single", single)
 
@@ -141,13 +235,16 @@ class Template:
         return self.parts[1::2]
 
     def empty_fields(self, trade: TradeLike) -> list[str]:
-        """The placeholders whose field is absent, null or blank in ``trade``: what would render
-        as nothing, leaving only the template's fixed text."""
+        """The placeholders that would render as nothing for ``trade`` (their field absent, null
+        or blank, and no default with text in its place), leaving only the template's fixed
+        text."""
         fields = wire_fields(trade)
         empty = []
-        for name in self.fields:
+        for name, default in zip(self.fields, self.defaults, strict=True):
             found, value = _lookup_field(fields, name)
             text = wire_text(value) if found else None
+            if _missing(found, value):
+                text = default
             if text is None or not text.strip():
                 empty.append(name)
         return empty
@@ -158,7 +255,7 @@ class Template:
         single = self._single
         # The mappings of a sync are mostly "{{field}}" of a text field, rendered for every
         # trade: that case is the field itself, without the general loop below.
-        if single is not None and single in fields:
+        if single is not None and self.defaults[0] is None and single in fields:
             value = fields[single]
             if type(value) is str:
                 return value
@@ -168,6 +265,10 @@ class Template:
                 out.append(part)
                 continue
             found, value = _lookup_field(fields, part)
+            default = self.defaults[i // 2]
+            if default is not None and _missing(found, value):
+                out.append(default)
+                continue
             where = f" for {target}" if target else ""
             if not found:
                 seen = ", ".join(sorted(map(str, fields))[:20]) or "none"
@@ -197,6 +298,17 @@ class Template:
 def compile_template(text: str) -> Template:
     """``Template(text)``, parsed once per distinct text."""
     return Template(text)
+
+
+def check_template(spec: object, target: str) -> None:
+    """Raise `TemplateError` naming ``target`` when ``spec`` is a template that cannot be
+    read, so that a transform refuses it when it is built rather than at every trade."""
+    if not isinstance(spec, str) or not is_template(spec):
+        return
+    try:
+        compile_template(spec)
+    except TemplateError as exc:
+        raise TemplateError(f"{target}: {exc}", target=target, field=exc.field) from None
 
 
 def is_template(value: object) -> bool:

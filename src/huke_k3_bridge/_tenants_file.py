@@ -16,6 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from _huke_k3_core import check_url
+from _huke_k3_core._settings import in_file
 
 from ._durations import parse_duration
 from ._errors import TenantsError
@@ -52,6 +53,14 @@ def tenant_prefix(source: str | None, tenant: str | None) -> str:
 def tenant_error(source: str | None, tenant: str | None, key: str, message: str) -> TenantsError:
     """``"{source}: tenant '{tenant}': {key}: {message}"`` (parts that are ``None`` left out)."""
     return TenantsError(f"{tenant_prefix(source, tenant)}{key}: {message}")
+
+
+def setting_source(source: str | None, tenant: str, key: str) -> str:
+    """Where a tenant's setting is written, for ``describe_settings()``:
+    ``"tenants file 'shops.toml' [tenants.north] huke.base_url"``."""
+    if source is None:
+        return f"tenant {tenant!r} {key}"
+    return in_file("tenants file", source, f"tenants.{tenant}", key)
 
 
 class _Checker:

@@ -22,9 +22,11 @@ from ._template import (
     CALL_KEYS,
     SCHEME,
     FieldSpec,
+    Lookup,
     LookupSource,
     Template,
     TemplateError,
+    check_template,
     compile_template,
     is_template,
     lookup,
@@ -33,7 +35,7 @@ from ._template import (
 )
 from ._trade import TradeLike, junk_key, trade_id, wire_fields
 
-#: A transform: one trade in, one customer out (or :class:`SkipTrade`).
+#: A transform: one trade in, one customer out (or `SkipTrade`).
 Transform: TypeAlias = Callable[[Any], Customer]
 #: A composition step: ``(trade, customer so far) -> customer``.
 CustomerStep: TypeAlias = Callable[[Any, Customer], Customer]
@@ -52,7 +54,17 @@ SCHEME_SAVE_FLAGS: Mapping[str, bool] = MappingProxyType(
 class SkipTrade(Exception):
     """Raised by a transform for a trade that cannot become a customer.
 
-    The sync reports the trade as ``skipped`` with ``reason``; it is not an error.
+    The sync reports the trade as ``skipped`` with ``reason``; it is not an error. A step of
+    `CustomerTransform.then` may raise it too:
+
+    ```python
+    def only_paid(trade, customer):
+        if trade.get("payStatus") != "paid":
+            raise SkipTrade("not paid yet")
+        return customer
+
+    transform = CustomerTransform().then(only_paid)
+    ```
     """
 
     def __init__(self, reason: str) -> None:
@@ -124,7 +136,7 @@ def _freeze(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 def _check_field_names(fields: Mapping[str, Any]) -> None:
-    for key in fields:
+    for key, spec in fields.items():
         if not isinstance(key, str) or not key:
             raise ValueError(f"field names must be non-empty text, got {key!r}")
         if key in _RESERVED:
@@ -134,6 +146,8 @@ def _check_field_names(fields: Mapping[str, Any]) -> None:
                 f"{key} describes the call, not a field of the customer: "
                 "use CustomerTransform.from_template for a full scheme table"
             )
+        # A malformed template is refused now, once, rather than failing every trade.
+        check_template(spec.key if isinstance(spec, Lookup) else spec, key)
 
 
 @functools.lru_cache(maxsize=256)
@@ -173,18 +187,23 @@ class CustomerTransform:
 
     Called with a trade, it returns a ``k3cloud_client.Customer``:
 
-    - ``FNumber`` = ``buyerCid`` (stripped). A trade without one raises :class:`SkipTrade`.
+    - ``FNumber`` = ``buyerCid`` (stripped). A trade without one raises `SkipTrade`.
     - ``FName`` = ``buyerNick``; when that is empty, ``name_fallback`` (a template, by default
       ``"{{buyerCid}}"``, or a callable; ``None`` skips such trades instead).
     - ``FCreateOrgId`` / ``FUseOrgId`` = ``create_org`` / ``use_org`` (``"100"``).
     - ``FDescription`` = ``description[buyerCid]``: the stand-in for the scheme's "find 唯一ID in
       collection … where cid = buyerCid". A mapping or a callable ``cid -> str | None``.
 
-    It is immutable; :meth:`with_fields` and :meth:`then` return changed copies::
+    It is immutable; `with_fields` and `then` return changed copies:
 
-        transform = CustomerTransform(description=unique_ids).with_fields(
-            FName=lambda trade: trade["buyerNick"].title(),
-        ).then(lambda trade, customer: attrs.evolve(customer, use_org="200"))
+    ```python
+    transform = CustomerTransform(description=unique_ids).with_fields(
+        FName=lambda trade: trade["buyerNick"].title(),
+    ).then(lambda trade, customer: attrs.evolve(customer, use_org="200"))
+    ```
+
+    A template that cannot be read (see `Template`) raises `TemplateError` here, when the
+    transform is built.
     """
 
     #: ``FCreateOrgId``: the creating organisation's number.
@@ -209,6 +228,7 @@ class CustomerTransform:
 
     def __attrs_post_init__(self) -> None:
         _check_field_names(self.fields)
+        check_template(self.name_fallback, "name_fallback")
         check_save_options(self.save_flags)
 
     # -- building -----------------------------------------------------------------------------
@@ -216,14 +236,19 @@ class CustomerTransform:
     def with_fields(self, **fields: FieldSpec) -> Self:
         """A copy where the named K/3 fields come from the given specs.
 
-        Each value is a ``{{wireField}}`` template, a constant, a callable ``trade -> value``, or
-        a ``Lookup``. ``FDescription=None`` leaves the description empty. Fields that are not
+        Each value is a ``{{wireField}}`` template (``{{wireField|default}}`` for a field trades
+        may lack), a constant, a callable ``trade -> value``, or a ``Lookup``.
+        ``FDescription=None`` leaves the description empty. Fields that are not
         one of ``Customer``'s own go into the model as they are (``FShortName=...``).
         """
         return attrs.evolve(self, fields={**self.fields, **fields})
 
     def then(self, step: CustomerStep) -> Self:
-        """A copy that passes each customer through ``step(trade, customer) -> customer``."""
+        """A copy that passes each customer through ``step(trade, customer) -> customer``.
+
+        A step that raises `SkipTrade` skips the trade with its reason; any other exception
+        (or a result that is not a ``Customer``) fails the trade.
+        """
         if not callable(step):
             raise TypeError(f"a step must be callable, not {type(step).__name__}")
         return attrs.evolve(self, steps=(*self.steps, step))
@@ -262,7 +287,7 @@ class CustomerTransform:
     # -- applying -----------------------------------------------------------------------------
 
     def __call__(self, trade: TradeLike) -> Customer:
-        """The customer for ``trade``; raises :class:`SkipTrade` when there can be none."""
+        """The customer for ``trade``; raises `SkipTrade` when there can be none."""
         number = self._number(trade)
         name = self._name(trade)
         create_org = self._text(trade, "FCreateOrgId", self.create_org)
@@ -359,7 +384,7 @@ def trade_to_customer(trade: TradeLike) -> Customer:
     ``FName`` = ``buyerNick`` (``buyerCid`` when the nickname is empty), ``FNumber`` =
     ``buyerCid``, ``FCreateOrgId`` = ``FUseOrgId`` = ``"100"``, no ``FDescription`` (the scheme's
     collection is yours: pass it as ``CustomerTransform(description=...)``). A trade without a
-    ``buyerCid`` raises :class:`SkipTrade`, which the sync reports as skipped.
+    ``buyerCid`` raises `SkipTrade`, which the sync reports as skipped.
     """
     return _SCHEME_TRANSFORM(trade)
 

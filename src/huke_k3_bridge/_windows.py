@@ -7,7 +7,7 @@ use (the ledger to describe a window in an error, the engine to plan and report 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from _huke_k3_core import split_range
 
@@ -18,10 +18,20 @@ DEFAULT_WINDOW = timedelta(days=1)
 ONE_MS = timedelta(milliseconds=1)
 
 
-def ms_to_datetime(ms: int) -> datetime:
-    """Epoch milliseconds as an aware local datetime, exactly (no float rounding)."""
+def ms_to_datetime(ms: int, zone: tzinfo | None = None) -> datetime:
+    """Epoch milliseconds as an aware datetime in ``zone`` (default: local time), exactly (no
+    float rounding)."""
     utc = datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
-    return utc.astimezone()
+    return utc.astimezone(zone)
+
+
+def zone_of(*moments: object) -> tzinfo | None:
+    """The time zone a range was given in: that of the first aware ``datetime`` among
+    ``moments``; ``None`` (local time) when each is naive, epoch milliseconds or absent."""
+    for moment in moments:
+        if isinstance(moment, datetime) and moment.utcoffset() is not None:
+            return moment.tzinfo
+    return None
 
 
 def split_windows(start_ms: int, end_ms: int, window: timedelta | None) -> list[tuple[int, int]]:

@@ -1,10 +1,13 @@
 """Many shops from one file: each tenant's Huke and K/3 Cloud settings, transform and windows.
 
->>> from huke_k3_bridge import load_tenants, sync_customers
->>> tenants = load_tenants("tenants.toml")  # doctest: +SKIP
->>> shop = tenants["shop-a"]  # doctest: +SKIP
->>> with shop.huke_client() as huke, shop.k3_client() as k3:  # doctest: +SKIP
-...     report = sync_customers(huke, k3, options=shop.sync_options(start=start, end=end))
+```python
+from huke_k3_bridge import load_tenants, sync_customers
+
+tenants = load_tenants("tenants.toml")
+shop = tenants["shop-a"]
+with shop.huke_client() as huke, shop.k3_client() as k3:
+    report = sync_customers(huke, k3, options=shop.sync_options(start=start, end=end))
+```
 
 The file names environment variables, never secrets; they are read when a client is made (a
 dispatcher that only plans windows needs none). The format: docs/tenants.md.
@@ -21,13 +24,14 @@ import attrs
 import httpx
 from typing_extensions import Unpack
 
+from _huke_k3_core._settings import ARGUMENT, named_by
 from huke_client import DEFAULT_BASE_URL, AsyncHukeClient, HukeClient
 from k3cloud_client import AsyncK3CloudClient, K3CloudClient
 
 from ._errors import TenantsError
 from ._options import AsyncSyncKwargs, SyncOptions
 from ._state import DEFAULT_OVERLAP
-from ._tenants_file import read_tenants, tenant_error, tenant_prefix
+from ._tenants_file import read_tenants, setting_source, tenant_error, tenant_prefix
 from ._transform import Transform, trade_to_customer
 from ._windows import DEFAULT_WINDOW
 
@@ -150,7 +154,9 @@ class Tenant:
     ) -> HukeClient:
         """A ``HukeClient`` with the tenant's settings and the secrets read now from ``environ``
         (default ``os.environ``); ``overrides`` are other constructor arguments (``timeout=``,
-        ``http_client=``, ...) and win. A missing variable raises ``TenantsError``."""
+        ``http_client=``, ...) and win. A missing variable raises ``TenantsError``. Its
+        ``describe_settings()`` names the tenants file's key, or the variable it names, of each
+        setting."""
         return self._huke(HukeClient, environ, overrides)
 
     def async_huke_client(
@@ -176,16 +182,14 @@ class Tenant:
     def _huke(
         self, cls: type[_Client], environ: Mapping[str, str] | None, overrides: dict[str, Any]
     ) -> _Client:
-        settings = self._secrets(
+        settings, sources = self._secrets(
             "huke",
             {"app_key": self.huke.app_key_env, "app_secret": self.huke.app_secret_env},
             environ,
             overrides,
         )
-        for key in ("base_url", "eid"):
-            if getattr(self.huke, key) is not None:
-                settings[key] = getattr(self.huke, key)
-        return cls(**{**settings, **overrides})
+        self._values(settings, sources, "huke", self.huke, ("base_url", "eid"))
+        return self._made(cls, settings, sources, overrides)
 
     def _k3(
         self, cls: type[_Client], environ: Mapping[str, str] | None, overrides: dict[str, Any]
@@ -194,12 +198,38 @@ class Tenant:
         secrets = {"app_id": k3.app_id_env, "app_secret": k3.app_secret_env}
         if k3.password_env is not None:
             secrets = {"password": k3.password_env}
-        settings = self._secrets("k3", secrets, environ, overrides)
-        settings.update(server_url=k3.server_url, acct_id=k3.acct_id, user_name=k3.user_name)
-        for key in ("lcid", "org_num"):
-            if getattr(k3, key) is not None:
-                settings[key] = getattr(k3, key)
-        return cls(**{**settings, **overrides})
+        settings, sources = self._secrets("k3", secrets, environ, overrides)
+        keys = ("server_url", "acct_id", "user_name", "lcid", "org_num")
+        self._values(settings, sources, "k3", k3, keys)
+        return self._made(cls, settings, sources, overrides)
+
+    def _values(
+        self,
+        settings: dict[str, Any],
+        sources: dict[str, str],
+        table: str,
+        values: HukeSettings | K3Settings,
+        keys: tuple[str, ...],
+    ) -> None:
+        """Add the ``keys`` of ``values`` that are set, and the file's key of each."""
+        for key in keys:
+            if getattr(values, key) is not None:
+                settings[key] = getattr(values, key)
+                sources[key] = setting_source(self.source, self.name, f"{table}.{key}")
+
+    @staticmethod
+    def _made(
+        client_class: type[_Client],
+        settings: Mapping[str, Any],
+        sources: Mapping[str, str],
+        overrides: dict[str, Any],
+    ) -> _Client:
+        """A client of ``settings``, ``overrides`` on top; each source recorded for its
+        ``describe_settings()``, an override's as ``"argument"`` (or as the caller's
+        ``setting_sources=`` names it)."""
+        given = overrides.pop("setting_sources", None) or {}
+        recorded = {**sources, **dict.fromkeys(overrides, ARGUMENT), **given}
+        return client_class(**{**settings, **overrides, "setting_sources": recorded})
 
     def _secrets(
         self,
@@ -207,11 +237,12 @@ class Tenant:
         variables: Mapping[str, str | None],
         environ: Mapping[str, str] | None,
         overrides: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        """Each argument's value from its variable (unless ``overrides`` gives it); one error
-        naming every variable that is unset or empty, and no value."""
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """Each argument's value from its variable (unless ``overrides`` gives it), and its
+        source; one error naming every variable that is unset or empty, and no value."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        sources: dict[str, str] = {}
         missing = []
         for argument, variable in variables.items():
             if variable is None or argument in overrides:
@@ -219,6 +250,8 @@ class Tenant:
             value = env.get(variable, "").strip()
             if value:
                 values[argument] = value
+                key = f"{table}.{argument}_env"
+                sources[argument] = named_by(variable, setting_source(self.source, self.name, key))
             else:
                 missing.append(
                     f"{table}.{argument}_env: environment variable {variable} is not set (or is "
@@ -226,7 +259,7 @@ class Tenant:
                 )
         if missing:
             raise TenantsError(f"{tenant_prefix(self.source, self.name)}{'; '.join(missing)}")
-        return values
+        return values, sources
 
     def _error(self, key: str, message: str) -> TenantsError:
         return tenant_error(self.source, self.name, key, message)

@@ -15,6 +15,7 @@ and their ``converter``, ``k3cloud_client.errors`` the errors and ``api_error``.
 
 from _huke_k3_core import RetryPolicy
 from _huke_k3_core._deprecation import module_getattr
+from _huke_k3_core._settings import Setting
 
 from . import filters
 from ._auth import AppSecretLogin, PasswordLogin, SignedHeaderAuth, SignLogin
@@ -102,6 +103,7 @@ __all__ = [
     "SaveOptions",
     "SavedRow",
     "SessionLostError",
+    "Setting",
     "SignLogin",
     "SignedHeaderAuth",
     "SuccessEntity",

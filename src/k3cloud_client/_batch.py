@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from _huke_k3_core import WireModel
+from _huke_k3_core import WireModel, plural
 
 from ._wire import check_form_id
 from .errors import (
@@ -156,7 +156,7 @@ class BatchPlan:
                 reason = "; ".join(general) or "the reply reports neither success nor failure"
                 if unmatched:
                     reason += (
-                        f" ({unmatched} success entr{'y' if unmatched == 1 else 'ies'} named a "
+                        f" ({plural(unmatched, 'success entry', 'success entries')} named a "
                         "number that matches no row by DIndex: not trusted)"
                     )
                 self._fail(
@@ -174,10 +174,10 @@ class BatchPlan:
         msg_code = exc.msg_code if isinstance(exc, K3CloudAPIError) else None
         uncertain = _may_have_been_saved(exc)
         self._logger.warning(
-            "BatchSave %s: chunk %d (%d rows) failed as a whole%s: %s",
+            "BatchSave %s: chunk %d (%s) failed as a whole%s: %s",
             self.form_id,
             chunk.ordinal,
-            len(chunk.rows),
+            plural(len(chunk.rows), "row"),
             " (the rows MAY have been saved)" if uncertain else "",
             exc,
         )
@@ -205,10 +205,10 @@ class BatchPlan:
         failed = sorted(self._failed, key=lambda r: r.index)
         responses = [self._responses[n] for n in sorted(self._responses)]
         self._logger.info(
-            "BatchSave %s: %d rows in %d calls: %d saved, %d failed (%d uncertain)",
+            "BatchSave %s: %s in %s: %d saved, %d failed (%d uncertain)",
             self.form_id,
-            self.total,
-            len(self.chunks),
+            plural(self.total, "row"),
+            plural(len(self.chunks), "call"),
             len(saved),
             len(failed),
             sum(1 for row in failed if row.uncertain),

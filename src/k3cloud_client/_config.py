@@ -1,7 +1,8 @@
 """Settings from the environment or from the official SDK's ``conf.ini``.
 
-Both readers return the keyword arguments of the client's constructor; a missing or malformed
-setting raises ``K3CloudConfigError`` naming it.
+Both readers return the keyword arguments of the client's constructor and where each came from
+(for ``describe_settings``); a missing or malformed setting raises ``K3CloudConfigError`` naming
+it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from _huke_k3_core import check_url, read_env
+from _huke_k3_core import check_url, plural, read_env
+from _huke_k3_core._settings import environment, in_file
 
 from .errors import K3CloudConfigError
 
@@ -97,8 +99,8 @@ def _syntax_problem(exc: configparser.Error) -> str:
         return f"line {exc.lineno}: section [{exc.section}] appears twice"
     if isinstance(exc, configparser.ParsingError):
         lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
-        plural = "s" if len(exc.errors) > 1 else ""
-        return f"line{plural} {lines}: not a 'key = value' line, a [section] header or a # comment"
+        word = plural(len(exc.errors), "line", counted=False)
+        return f"{word} {lines}: not a 'key = value' line, a [section] header or a # comment"
     return type(exc).__name__
 
 
@@ -122,8 +124,23 @@ def _read_ini(path: str | os.PathLike[str]) -> configparser.ConfigParser:
     return parser
 
 
-def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Constructor arguments from ``K3CLOUD_*`` variables.
+#: The environment variable of each constructor argument ``settings_from_env`` reads.
+_ENV_NAMES = {
+    "server_url": ENV_SERVER_URL,
+    "acct_id": ENV_ACCT_ID,
+    "user_name": ENV_USER_NAME,
+    "app_id": ENV_APP_ID,
+    "app_secret": ENV_APP_SECRET,
+    "password": ENV_PASSWORD,
+    "lcid": ENV_LCID,
+    "org_num": ENV_ORG_NUM,
+}
+
+
+def settings_from_env(
+    environ: Mapping[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Constructor arguments from ``K3CLOUD_*`` variables, and the variable of each.
 
     Required: ``K3CLOUD_SERVER_URL``, ``K3CLOUD_ACCT_ID``, ``K3CLOUD_USER_NAME``, and either
     ``K3CLOUD_APP_ID`` + ``K3CLOUD_APP_SECRET`` or ``K3CLOUD_PASSWORD``. Optional:
@@ -138,10 +155,10 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
     has_app = ENV_APP_ID in env or ENV_APP_SECRET in env
     if has_app and not (ENV_APP_ID in env and ENV_APP_SECRET in env):
         missing = ENV_APP_SECRET if ENV_APP_ID in env else ENV_APP_ID
-        raise K3CloudConfigError(f"missing setting(s) {missing}: set it in the environment")
+        raise K3CloudConfigError(f"missing setting {missing}: set it in the environment")
     if not has_app and ENV_PASSWORD not in env:
         raise K3CloudConfigError(
-            f"missing setting(s) {ENV_APP_ID} and {ENV_APP_SECRET}, or {ENV_PASSWORD}: "
+            f"missing settings {ENV_APP_ID} and {ENV_APP_SECRET}, or {ENV_PASSWORD}: "
             "set them in the environment"
         )
     check_url(env[ENV_SERVER_URL], setting=ENV_SERVER_URL, error=K3CloudConfigError)
@@ -157,13 +174,15 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
         settings["lcid"] = _integer(env[ENV_LCID], ENV_LCID, " (in the environment)")
     if ENV_ORG_NUM in env:
         settings["org_num"] = _integer(env[ENV_ORG_NUM], ENV_ORG_NUM, " (in the environment)")
-    return settings
+    sources = {name: environment(_ENV_NAMES[name]) for name in settings if _ENV_NAMES[name] in env}
+    return settings, sources
 
 
 def settings_from_ini(
     path: str | os.PathLike[str], section: str | None = None, *, given: Collection[str] = ()
-) -> dict[str, Any]:
-    """Constructor arguments from the official SDK's ``conf.ini`` (its ``x-kdapi-*`` keys).
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Constructor arguments from the official SDK's ``conf.ini`` (its ``x-kdapi-*`` keys), and
+    the key of each.
 
     ``section`` defaults to ``config`` (the official SDK's default), or to the file's only section.
     Settings named in ``given`` (constructor arguments the caller passes) need not be in the file:
@@ -190,23 +209,28 @@ def settings_from_ini(
         key for key, name in _INI_REQUIRED if name not in given and not conf.get(key, "").strip()
     ]
     if missing:
-        raise K3CloudConfigError(f"missing setting(s) {', '.join(missing)}{where}")
+        word = plural(len(missing), "setting", counted=False)
+        raise K3CloudConfigError(f"missing {word} {', '.join(missing)}{where}")
     if conf.get("x-kdapi-secpwd", "").strip():
         raise K3CloudConfigError(
             f"x-kdapi-secpwd{where} (a custom app id key) is not supported; remove it, or pass "
             "auth= explicitly"
         )
-    settings: dict[str, Any] = {
-        name: conf[key].strip() for key, name in _INI_REQUIRED if conf.get(key, "").strip()
-    }
+    settings: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    for key, name in _INI_REQUIRED:
+        if conf.get(key, "").strip():
+            settings[name], keys[name] = conf[key].strip(), key
     if "server_url" in settings:
         check_url(
             settings["server_url"], setting=f"x-kdapi-serverurl{where}", error=K3CloudConfigError
         )
     if conf.get("x-kdapi-lcid", "").strip():
         settings["lcid"] = _integer(conf["x-kdapi-lcid"].strip(), "x-kdapi-lcid", where)
+        keys["lcid"] = "x-kdapi-lcid"
     if conf.get("x-kdapi-orgnum", "").strip():
         settings["org_num"] = _integer(conf["x-kdapi-orgnum"].strip(), "x-kdapi-orgnum", where)
+        keys["org_num"] = "x-kdapi-orgnum"
     connect = conf.get("x-kdapi-connecttimeout", "").strip()
     request = conf.get("x-kdapi-requesttimeout", "").strip()
     if connect or request:
@@ -215,6 +239,9 @@ def settings_from_ini(
             float(read),
             connect=float(_seconds(connect, "x-kdapi-connecttimeout", where) if connect else 120),
         )
+        named = (("x-kdapi-connecttimeout", connect), ("x-kdapi-requesttimeout", request))
+        keys["timeout"] = ", ".join(key for key, value in named if value)
     if conf.get("x-kdapi-proxy", "").strip():
         settings["proxy"] = conf["x-kdapi-proxy"].strip()
-    return settings
+        keys["proxy"] = "x-kdapi-proxy"
+    return settings, {name: in_file("conf.ini", path, section, key) for name, key in keys.items()}

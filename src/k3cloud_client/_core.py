@@ -20,6 +20,7 @@ from typing_extensions import Self
 
 from _huke_k3_core import (
     DEFAULT_TIMEOUT,
+    MASK,
     BaseAPIClient,
     ErrorTypes,
     HttpxClientT,
@@ -30,8 +31,24 @@ from _huke_k3_core import (
     dumps,
     safe_url,
 )
+from _huke_k3_core._settings import (
+    ARGUMENT,
+    DEFAULT,
+    Setting,
+    check_sources,
+    resolve_sources,
+    transport_settings,
+)
 
-from ._auth import Clock, PasswordLogin, SignedHeaderAuth
+from ._auth import (
+    AppSecretLogin,
+    Clock,
+    PasswordLogin,
+    SignedHeaderAuth,
+    SignLogin,
+    _AppLogin,
+    _masked_app_id,
+)
 from ._batch import BatchPlan, Chunk, to_wire_model
 from ._config import settings_from_env, settings_from_ini
 from ._options import FieldKeys, QueryOptions, SaveOptions, wire_options
@@ -52,6 +69,18 @@ logger = logging.getLogger("k3cloud_client")
 
 T_co = TypeVar("T_co", covariant=True)
 Rows = list[list[Any]]
+
+#: The language (``lcid``) and organisation (``org_num``) when none is given: Simplified Chinese,
+#: and 0 (the account's own).
+DEFAULT_LCID = 2052
+DEFAULT_ORG_NUM = 0
+#: How ``describe_settings`` names each login scheme (the first match of the auth's class).
+AUTH_KINDS: tuple[tuple[type[httpx.Auth], str], ...] = (
+    (SignedHeaderAuth, "signed headers"),
+    (SignLogin, "LoginBySign"),
+    (AppSecretLogin, "app secret login"),
+    (PasswordLogin, "password"),
+)
 
 
 @attrs.frozen
@@ -99,6 +128,8 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         config=K3CloudConfigError,
     )
     _logger: ClassVar[logging.Logger] = logger
+    #: The proxy of ``from_ini``'s connection pool (``x-kdapi-proxy``), for ``describe_settings``.
+    _proxy: str | None = None
 
     def __init__(
         self,
@@ -109,8 +140,8 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         app_id: str | None = None,
         app_secret: str | None = None,
         password: str | None = None,
-        lcid: int = 2052,
-        org_num: int = 0,
+        lcid: int = DEFAULT_LCID,
+        org_num: int = DEFAULT_ORG_NUM,
         auth: httpx.Auth | None = None,
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         max_retries: int | None = None,
@@ -118,7 +149,22 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         retry_writes: bool = False,
         http_client: HttpxClientT | None = None,
         clock: Clock = time.time,
+        setting_sources: Mapping[str, str] | None = None,
     ) -> None:
+        own_sources = resolve_sources(
+            check_sources(setting_sources, K3CloudConfigError),
+            {
+                "server_url": (server_url, None),
+                "acct_id": (acct_id, None),
+                "user_name": (user_name, None),
+                "auth": (auth, None),
+                "app_id": (app_id, None),
+                "app_secret": (app_secret, None),
+                "password": (password, None),
+                "lcid": (lcid, DEFAULT_LCID),
+                "org_num": (org_num, DEFAULT_ORG_NUM),
+            },
+        )
         self.acct_id = acct_id
         self.user_name = user_name
         self.lcid = lcid
@@ -148,6 +194,7 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
             http_client=http_client,  # type: ignore[arg-type]
             redactor=redactor,
             url_setting="server_url",
+            setting_sources=own_sources,
         )
         self._replies = Replies(self.decode_json, redactor)
 
@@ -158,9 +205,10 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         """A client from ``K3CLOUD_SERVER_URL``, ``K3CLOUD_ACCT_ID``, ``K3CLOUD_USER_NAME``,
         ``K3CLOUD_APP_ID`` + ``K3CLOUD_APP_SECRET`` or ``K3CLOUD_PASSWORD``, and optionally
         ``K3CLOUD_LCID`` and ``K3CLOUD_ORG_NUM``. ``overrides`` are other constructor arguments.
-        A missing setting raises ``K3CloudConfigError`` naming it."""
-        settings = settings_from_env(environ)
-        return cls(**{**settings, **overrides})
+        A missing setting raises ``K3CloudConfigError`` naming it. ``describe_settings()`` names
+        the variable of each setting read."""
+        settings, sources = settings_from_env(environ)
+        return cls._made(settings, sources, overrides)
 
     @classmethod
     def from_ini(
@@ -168,17 +216,30 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
     ) -> Self:
         """A client from the official SDK's ``conf.ini`` (``x-kdapi-*`` keys of ``section``,
         by default ``config``), so that its users switch without rewriting their config.
-        ``overrides`` are other constructor arguments."""
-        settings = settings_from_ini(path, section, given=overrides.keys())
+        ``overrides`` are other constructor arguments. ``describe_settings()`` names the file,
+        section and key of each setting read."""
+        settings, sources = settings_from_ini(path, section, given=overrides.keys())
         proxy = settings.pop("proxy", None)
         owned = proxy is not None and "http_client" not in overrides
-        if owned:
-            overrides["http_client"] = cls._proxied_http(
-                proxy, settings.get("timeout", DEFAULT_TIMEOUT)
-            )
-        client = cls(**{**settings, **overrides})
+        http = (
+            {"http_client": cls._proxied_http(proxy, settings.get("timeout", DEFAULT_TIMEOUT))}
+            if owned
+            else {}
+        )
+        client = cls._made({**settings, **http}, sources, overrides)
         client._owns_http = owned or client._owns_http
+        if owned:
+            client._proxy = proxy
         return client
+
+    @classmethod
+    def _made(
+        cls, settings: dict[str, Any], sources: dict[str, str], overrides: dict[str, Any]
+    ) -> Self:
+        """A client of a factory's ``settings`` read from ``sources``, ``overrides`` on top."""
+        given = check_sources(overrides.pop("setting_sources", None), K3CloudConfigError)
+        sources = {**sources, **dict.fromkeys(overrides, ARGUMENT), **given}
+        return cls(**{**settings, **overrides}, setting_sources=sources)
 
     @classmethod
     def _proxied_http(cls, proxy: str, timeout: httpx.Timeout) -> HttpxClientT:
@@ -287,11 +348,63 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
     ) -> Call[Any]:
         return Call(service, body, self._replies.raw(service), write=not idempotent)
 
+    def describe_settings(self) -> tuple[Setting, ...]:
+        """Every setting of this client, the value as it may be shown and where it came from.
+
+        Sources: ``"environment K3CLOUD_ACCT_ID"`` (``from_env``),
+        ``"conf.ini '/path/conf.ini' [config] x-kdapi-acctid"`` (``from_ini``), ``"argument"``
+        (passed to the constructor or as an override), ``"default"``, or what the
+        ``setting_sources=`` keyword of the constructor names (a factory's record, by argument
+        name). ``auth`` is the login scheme; the app secret and password show only as set
+        (``***``), the app id as its client id (what follows its ``_`` encodes a secret), a URL
+        or proxy without its password.
+
+        ``setting_sources`` is a constructor keyword, not a setter, so that a client never changes
+        once made and a factory passes each source in the same call as its value.
+        """
+        sources: Mapping[str, str] = self._setting_sources
+        url, *transport = transport_settings(
+            url_name="server_url",
+            url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            sources=sources,
+            proxy=self._proxy,
+        )
+        return (
+            url,
+            Setting("acct_id", self.acct_id, sources["acct_id"]),
+            Setting("user_name", self.user_name, sources["user_name"]),
+            *_credentials(self.auth, sources),
+            Setting("lcid", str(self.lcid), sources["lcid"]),
+            Setting("org_num", str(self.org_num), sources["org_num"]),
+            *transport,
+        )
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(server_url={safe_url(self.base_url)!r}, acct_id={self.acct_id!r}, "
             f"user_name={self.user_name!r}, auth={self.auth!r})"
         )
+
+
+def _credentials(auth: httpx.Auth, sources: Mapping[str, str]) -> list[Setting]:
+    """The login scheme and its credentials, masked. An auth passed in carries its credentials:
+    they come from where it came from."""
+    kind = next((name for cls, name in AUTH_KINDS if isinstance(auth, cls)), None)
+    origin = sources["auth"]
+    found = [Setting("auth", kind or f"custom ({type(auth).__name__})", origin)]
+
+    def source(name: str) -> str:
+        return sources.get(name, ARGUMENT) if origin == DEFAULT else origin
+
+    if isinstance(auth, SignedHeaderAuth | _AppLogin):
+        # The constructors of these checked the app id's form and refuse an empty secret.
+        found.append(Setting("app_id", _masked_app_id(auth.app_id), source("app_id"), secret=True))
+        found.append(Setting("app_secret", MASK, source("app_secret"), secret=True))
+    elif isinstance(auth, PasswordLogin):
+        found.append(Setting("password", MASK, source("password"), secret=True))
+    return found
 
 
 def _default_auth(

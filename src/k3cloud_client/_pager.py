@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from _huke_k3_core import plural
+
 from ._options import MAX_LIMIT, MAX_ROW, QueryKwargs, QueryOptions, check_range
 from .errors import K3CloudPageLimitError
 
@@ -48,8 +50,8 @@ class Pager:
             self.done = True
         elif self.pages >= self.max_pages:
             raise K3CloudPageLimitError(
-                f"ExecuteBillQuery returned full pages {self.pages} times (max_pages); narrow the "
-                "filter or raise max_pages",
+                f"ExecuteBillQuery returned full pages {plural(self.pages, 'time')} (max_pages); "
+                "narrow the filter or raise max_pages",
                 max_pages=self.max_pages,
                 operation=self.operation,
                 start_row=self.start_row,

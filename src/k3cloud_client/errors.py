@@ -18,6 +18,7 @@ from _huke_k3_core import (
     RequestTimeoutError,
     ResponseFormatError,
     SDKError,
+    plural,
 )
 
 if TYPE_CHECKING:
@@ -198,7 +199,7 @@ class BatchSaveError(K3CloudError):
         failed = result.failed
         shown = "; ".join(f"row {row.index}: {row.message}" for row in failed[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
-        super().__init__(
-            f"{len(failed)} of {len(failed) + len(result.saved)} rows were not saved: {shown}{more}"
-        )
+        rows = plural(len(failed) + len(result.saved), "row")
+        were = "was" if len(failed) == 1 else "were"
+        super().__init__(f"{len(failed)} of {rows} {were} not saved: {shown}{more}")
         self.result = result

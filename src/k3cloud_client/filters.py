@@ -2,11 +2,14 @@
 
 K/3 Cloud's ``FilterString`` is SQL-like text the server puts into its query. Values must never
 be pasted in as they come: ``quote`` makes any value one SQL literal (single quotes doubled), and
-the helpers below only ever insert quoted values and validated field keys::
+the helpers below only ever insert quoted values and validated field keys:
 
-    from k3cloud_client import filters
-    filters.and_(filters.in_("FNumber", ["C001", "x' or '1'='1"]), filters.eq("FForbidStatus", "A"))
-    # "(FNumber in ('C001','x'' or ''1''=''1')) and (FForbidStatus = 'A')"
+```python
+from k3cloud_client import filters
+
+filters.and_(filters.in_("FNumber", ["C001", "x' or '1'='1"]), filters.eq("FForbidStatus", "A"))
+# "(FNumber in ('C001','x'' or ''1''=''1')) and (FForbidStatus = 'A')"
+```
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import attrs
 from typing_extensions import Self
 
 from _huke_k3_core import Id, WireFieldError, WireModel, make_converter, wire_text
+from _huke_k3_core._html import Html, paragraph, table
 
 from .errors import BatchSaveError
 
@@ -293,6 +294,42 @@ class BatchSaveResult:
         if self.failed:
             raise BatchSaveError(self)
         return self
+
+    def _repr_html_(self) -> str:
+        """A notebook's view: the counts, then the first rows, those that failed first.
+
+        Messages are shown as the client made them (already redacted); no reply body is."""
+        uncertain = len(self.uncertain)
+        calls = len(self.responses)
+        maybe = " (they may have been saved: look them up before sending again)"
+        summary = paragraph(
+            f"{len(self.saved)} saved, {len(self.failed) - uncertain} failed, {uncertain} "
+            f"uncertain{maybe if uncertain else ''}; "
+            f"{calls} {'call' if calls == 1 else 'calls'} answered",
+            bold="BatchSave: all saved" if self.ok else "BatchSave: NOT all saved",
+        )
+        rows: list[tuple[object, ...]] = [
+            (
+                row.index,
+                row.number,
+                "",
+                "uncertain" if row.uncertain else "failed",
+                row.message if row.field_name is None else f"{row.field_name}: {row.message}",
+            )
+            for row in self.failed[:_HTML_ROWS]
+        ]
+        rows.extend(
+            (row.index, row.number, row.id, "saved", "")
+            for row in self.saved[: _HTML_ROWS - len(rows)]
+        )
+        more = len(self.failed) + len(self.saved) - len(rows)
+        headers = ("index", "number", "id", "status", "message")
+        listing = table(headers, rows, more=more, more_hint="see result.saved and result.failed")
+        return Html(f"{summary}\n{listing}")
+
+
+#: Rows of a result a notebook shows; the rest are counted.
+_HTML_ROWS = 20
 
 
 def _is_id(cls: Any) -> bool:

@@ -14,7 +14,7 @@ import hmac
 import re
 from urllib.parse import quote
 
-from _huke_k3_core import shorten
+from _huke_k3_core import plural, shorten
 
 from .errors import K3CloudConfigError
 
@@ -53,13 +53,13 @@ def split_app_id(app_id: str) -> tuple[str, str]:
         # Only what comes before the first "_" may be shown: what follows is (or, with the app
         # secret pasted in its place, may be) secret.
         head, sep, rest = app_id.partition("_")
-        shown = shorten(head, 13) + (f"_<{len(rest)} characters hidden>" if sep else "")
+        shown = shorten(head, 13) + (f"_<{plural(len(rest), 'character')} hidden>" if sep else "")
         if not sep and len(app_id) >= 16:
-            shown = f"<{len(app_id)} characters hidden: is this the app secret?>"
+            shown = f"<{plural(len(app_id), 'character')} hidden: is this the app secret?>"
         raise K3CloudConfigError(
             f"app_id must look like '<digits>_<32 base64 characters>' "
             f"(e.g. '204399_72epSbtEQMC92Vwt2d3LRa9LRqSc1tqJ'), got {shown!r} "
-            f"({len(app_id)} characters)"
+            f"({plural(len(app_id), 'character')})"
         )
     return match["client_id"], match["encoded"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -113,3 +114,12 @@ class Stage:
 @pytest.fixture
 def stage() -> Stage:
     return Stage()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No ``HUKE_*`` or ``K3CLOUD_*`` variable of the machine running the tests."""
+    for name in list(os.environ):
+        if name.startswith(("HUKE_", "K3CLOUD_")):
+            monkeypatch.delenv(name)
+    return monkeypatch

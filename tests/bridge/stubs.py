@@ -24,6 +24,7 @@ def numbers_in(filter_string: str) -> list[str]:
 @attrs.define
 class Page:
     trades: list[Any]
+    total: int | None = None
 
 
 class StubHuke:
@@ -37,7 +38,7 @@ class StubHuke:
         self.fail_after = fail_after
         self.calls: list[tuple[int, int]] = []
 
-    def iter_trade_pages(self, *, start: int, end: int, page_size: int = 100) -> Iterator[Page]:
+    def iter_trade_pages(self, *, start: int, end: int, **_: Any) -> Iterator[Page]:
         self.calls.append((start, end))
         for i in range(0, len(self.trades), self.page_size):
             if self.fail_after is not None and i >= self.fail_after:

@@ -276,14 +276,17 @@ def test_watermark_stops_before_a_window_with_a_failure(tmp_path: Path) -> None:
     state = FileState(tmp_path / "s.json")
 
     class TwoWindows(StubHuke):
-        def iter_trade_pages(self, *, start: int, end: int, page_size: int = 100) -> Any:
+        def iter_trade_pages(self, *, start: int, end: int, **_: Any) -> Any:
             self.calls.append((start, end))
             index = len(self.calls)
             yield from [
                 type(
                     "P",
                     (),
-                    {"trades": [{"tid": f"W{index}", "buyerCid": f"w{index}", "buyerNick": "x"}]},
+                    {
+                        "trades": [{"tid": f"W{index}", "buyerCid": f"w{index}", "buyerNick": "x"}],
+                        "total": None,
+                    },
                 )()
             ]
 

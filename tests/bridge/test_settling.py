@@ -226,4 +226,4 @@ def test_a_save_refused_as_a_whole_is_one_run_level_error() -> None:
     assert report.counts["failed"] == 30
     assert len(report.errors) == 1
     assert report.errors[0].startswith("BatchSave failed as a whole")
-    assert "for 30 customer(s)" in report.errors[0]
+    assert "for 30 customers" in report.errors[0]

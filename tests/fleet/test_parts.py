@@ -168,7 +168,7 @@ def _report(*errors: str, statuses: tuple[str, ...] = ("created",)) -> SyncRepor
         (
             _report(
                 "ExecuteBillQuery failed as a whole, after the client's retries, for 9 "
-                "customer(s): K3CloudConnectionError: POST /k3cloud/x failed: refused"
+                "customers: K3CloudConnectionError: POST /k3cloud/x failed: refused"
             ),
             Verdict.TRANSIENT,
         ),

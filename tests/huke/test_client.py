@@ -83,7 +83,7 @@ def test_search_arguments_and_extra_fields_reach_the_wire(
 @pytest.mark.parametrize(
     ("kwargs", "error", "text"),
     [
-        ({"timeRanges": []}, ValueError, "extra field\\(s\\) timeRanges would replace"),
+        ({"timeRanges": []}, ValueError, "extra field timeRanges would replace"),
         ({"page": 0}, ValueError, "page must be an int >= 1"),
         ({"page_size": 0}, ValueError, "page_size must be an int >= 1"),
         ({"start": END_MS + 1}, ValueError, "is after end"),
@@ -171,7 +171,7 @@ async def test_async_from_env() -> None:
 
 
 def test_from_env_names_what_is_missing() -> None:
-    with pytest.raises(HukeConfigError, match="missing setting\\(s\\) HUKE_APP_SECRET") as info:
+    with pytest.raises(HukeConfigError, match="missing setting HUKE_APP_SECRET") as info:
         HukeClient.from_env({"HUKE_APP_KEY": "k", "HUKE_APP_SECRET": "  "})
     assert "HUKE_APP_KEY" not in str(info.value)
     with pytest.raises(HukeConfigError, match="HUKE_APP_KEY, HUKE_APP_SECRET"):

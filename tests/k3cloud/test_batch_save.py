@@ -340,7 +340,7 @@ def test_raise_for_failures(harness: Harness, fake: FakeK3Cloud) -> None:
     with pytest.raises(BatchSaveError) as info:
         result.raise_for_failures()
     assert str(info.value) == (
-        "1 of 3 rows were not saved: row 1: " + DUPLICATE_NUMBER_MESSAGE.format(number="C00001")
+        "1 of 3 rows was not saved: row 1: " + DUPLICATE_NUMBER_MESSAGE.format(number="C00001")
     )
     assert info.value.result is result
     ok = harness.call(harness.client(fake), "batch_save", "BD_Customer", customers(1, start=50))

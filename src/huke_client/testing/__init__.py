@@ -29,6 +29,10 @@ A page may also be misreported: ``fake.listing_fault(kind, page=2)`` answers mat
 no ``data``, a null one, no trades, one trade short, or another total (see ``ListingFault``),
 until it has struck ``times`` pages or is cancelled.
 
+Every reply (error envelopes, the 404 of an unknown path and fault replies included) carries a
+``Date`` header read from ``clock``, the server's clock, in-process and behind ``serve``: set
+``clock=`` apart from the caller's to show a skewed server.
+
 Faults come from the shared machinery: ``fake.inject(Fault.http_status(503))``,
 ``fake.inject(envelope_error(40100, "rate limited"))`` and so on; so do ``LoopbackServer`` and
 ``serve`` (any simulator behind a socket) and ``MAX_JSON_DEPTH``, the same in

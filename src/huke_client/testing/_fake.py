@@ -33,8 +33,9 @@ class FakeHuke(FaultInjectingSimulator):
     """A strict, in-memory Huke: verifies signatures, validates bodies, serves trades.
 
     ``clock`` is the server's clock, against which ``ur-curtime`` may be off by ``max_skew``
-    seconds. ``eid``, when set, must be sent in the ``eid`` header. Trades are wire dicts; each
-    needs an int epoch-ms value under the time field of the ``timeType`` it is searched by.
+    seconds, and what every reply's ``Date`` header says. ``eid``, when set, must be sent in the
+    ``eid`` header. Trades are wire dicts; each needs an int epoch-ms value under the time field
+    of the ``timeType`` it is searched by.
     """
 
     def __init__(
@@ -52,7 +53,7 @@ class FakeHuke(FaultInjectingSimulator):
         time_field: str | Mapping[str, str] = "createTime",
         max_page_size: int = 100,
     ) -> None:
-        super().__init__()
+        super().__init__(clock=clock)
         if data_shape not in DATA_SHAPES:
             raise ValueError(
                 f"data_shape must be one of {', '.join(DATA_SHAPES)}, not {data_shape!r}"
@@ -62,7 +63,6 @@ class FakeHuke(FaultInjectingSimulator):
         self.app_key = app_key
         self._app_secret = app_secret
         self._key = derive_key(app_secret)
-        self.clock = clock
         self.max_skew = max_skew
         self.eid = eid
         self.data_shape = data_shape

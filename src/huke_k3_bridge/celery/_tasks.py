@@ -11,7 +11,7 @@ import logging
 import random
 from typing import Any
 
-from _huke_k3_core import shorten
+from _huke_k3_core import plural, shorten
 from huke_k3_bridge._engine import sync_customers
 from huke_k3_bridge._errors import BridgeError
 from huke_k3_bridge._report import SyncReport
@@ -73,7 +73,7 @@ def summary_of(
 
 
 def _failed(what: str, report: SyncReport, why: str) -> WindowFailedError:
-    errors = "; ".join(report.errors) or f"{len(report.failures)} trade(s) failed"
+    errors = "; ".join(report.errors) or f"{plural(len(report.failures), 'trade')} failed"
     return WindowFailedError(f"{what}: {why}: {shorten(errors, 2000)}")
 
 
@@ -120,7 +120,9 @@ def sync_window(task: Any, tenant: str, start_ms: int, end_ms: int) -> dict[str,
     failures = fleet.count_failure(task.request.id)
     if failures > settings.max_retries:
         _ended(fleet, task, tenant, start_ms, end_ms)
-        raise _failed(what, report, f"still failing after {settings.max_retries} retries")
+        raise _failed(
+            what, report, f"still failing after {plural(settings.max_retries, 'retry', 'retries')}"
+        )
     backoff = min(settings.retry_backoff_max, settings.retry_backoff * 2 ** (failures - 1))
     logger.warning("%s: retry %d in about %.0fs: %s", what, failures, backoff, report.errors)
     raise task.retry(countdown=_jitter(backoff))

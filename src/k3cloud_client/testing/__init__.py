@@ -28,11 +28,23 @@ client = K3CloudClient(
 )
 ```
 
+For what a first run against a real account checks:
+
+* every reply carries a ``Date`` header from the fake's ``clock`` (the server's clock, which
+  ``clock=`` may set apart from the caller's), in-process and behind ``serve``;
+* ``fake.deny("BD_Customer", "query")`` takes a right away from the user as a K/3 role would
+  (``PERMISSIONS`` lists them: ``query``, ``save``, ``submit``, ``audit``, ``delete``,
+  ``allocate``), ``fake.allow(...)`` gives it back: a denied operation gets MsgCode 2 with
+  ``NO_PERMISSION_MESSAGE`` (a query in its error-as-a-row shape), which the clients raise as
+  ``PermissionDeniedError``;
+* ``ORG_Organizations`` (``ORG_FORM_ID``) answers queries with the organisations (``FOrgID``,
+  ``FNumber``, ``FName``; ``add_organization(id, number, name=...)`` adds one), read-only.
+
 ``Fault``, ``LoopbackServer``, ``serve`` and ``MAX_JSON_DEPTH`` are the machinery both simulators
 share (``huke_client.testing`` exports them too); ``fake.limit_capacity(...)`` bounds the requests
 worked on at once. Inside: ``_http`` (routes, the request envelope, authentication), ``_fake``
-(the forms' operations), ``_store`` (the records), ``_filter`` (the FilterString parser) and
-``_replies`` (the K/3 reply shapes).
+(the forms' operations), ``_store`` (the records), ``_filter`` (the FilterString parser),
+``_permissions`` (the user's rights) and ``_replies`` (the K/3 reply shapes).
 """
 
 from _huke_k3_core.testing import MAX_JSON_DEPTH, Fault, LoopbackServer, serve
@@ -41,15 +53,24 @@ from k3cloud_client.errors import PASSPORT_FAILURE
 from ._fake import FakeK3Cloud, customer_rows
 from ._filter import MAX_FILTER_DEPTH
 from ._http import TEST_ACCT_ID, TEST_APP_ID, TEST_APP_SECRET, TEST_USER_NAME
-from ._replies import DUPLICATE_NUMBER_MESSAGE, RATE_LIMIT_MESSAGE, SESSION_LOST_MESSAGE
-from ._store import DEFAULT_ORGANIZATIONS
+from ._permissions import PERMISSIONS
+from ._replies import (
+    DUPLICATE_NUMBER_MESSAGE,
+    NO_PERMISSION_MESSAGE,
+    RATE_LIMIT_MESSAGE,
+    SESSION_LOST_MESSAGE,
+)
+from ._store import DEFAULT_ORGANIZATIONS, ORG_FORM_ID
 
 __all__ = [
     "DEFAULT_ORGANIZATIONS",
     "DUPLICATE_NUMBER_MESSAGE",
     "MAX_FILTER_DEPTH",
     "MAX_JSON_DEPTH",
+    "NO_PERMISSION_MESSAGE",
+    "ORG_FORM_ID",
     "PASSPORT_FAILURE",
+    "PERMISSIONS",
     "RATE_LIMIT_MESSAGE",
     "SESSION_LOST_MESSAGE",
     "TEST_ACCT_ID",

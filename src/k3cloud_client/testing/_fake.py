@@ -13,8 +13,9 @@ from typing import Any
 
 from ._filter import check_field, parse_filter, parse_order, sort_by
 from ._http import K3HttpSurface, Operation
+from ._permissions import Permissions
 from ._replies import DUPLICATE_NUMBER_MESSAGE, Fail, RowResults, error_entry, reply_status
-from ._store import DEFAULT_ORGANIZATIONS, REF_FIELDS, Form, Orgs, clone, org_number
+from ._store import DEFAULT_ORGANIZATIONS, ORG_FORM_ID, REF_FIELDS, Form, Orgs, clone, org_number
 
 # The wording of the organisation and allocation refusals below is this simulator's own (the
 # real texts were not found); their MsgCodes follow the documented meanings.
@@ -34,6 +35,7 @@ class FakeK3Cloud(K3HttpSurface):
     ``clock``); a mismatch gets HTTP 500 ``Fail to verify thirty passport``. Otherwise the request
     needs a session from ``ValidateUser`` (``password``), ``LoginByAppSecret`` or ``LoginBySign``;
     without a live one the reply is MsgCode 1. ``expire_sessions()`` ends every session.
+    ``clock`` (the server's clock, also what every reply's ``Date`` header says) is ``fake.clock``.
 
     Organisations: ``organizations`` maps internal ids to numbers (default ``{1: "100"}``). A new
     ``BD_Customer`` is stored in its ``FUseOrgId`` (else its ``FCreateOrgId``, else
@@ -41,6 +43,18 @@ class FakeK3Cloud(K3HttpSurface):
     ``FCUSTID``; ``Allocate`` copies it to other organisations. ``number_scope="use_org"`` (the
     default) lets a number exist once per use organisation; ``"account"`` once per account
     (allocated copies apart), for accounts whose coding rules forbid independent re-use.
+    ``ORG_Organizations`` answers the two queries (and ``View``) with the organisations, fields
+    ``FOrgID`` (the internal id), ``FNumber`` and ``FName`` (``组织<number>`` unless
+    ``add_organization`` names it); it is read-only: any other operation on it is refused with
+    MsgCode 12 (operation not allowed).
+
+    Permissions: ``deny(form_id, *permissions)`` takes rights away from the user as a K/3 role
+    would, ``allow(...)`` gives them back; each of ``PERMISSIONS`` governs operations:
+    ``"query"`` (``ExecuteBillQuery``, ``BillQuery``, ``View``), ``"save"`` (``Save``,
+    ``BatchSave``), ``"submit"``, ``"audit"`` (``Audit``, ``UnAudit``), ``"delete"``,
+    ``"allocate"``. A denied operation is refused as a whole with MsgCode 2 (no permission) and
+    ``NO_PERMISSION_MESSAGE``: a query in its error-as-a-row shape, anything else in a
+    ``ResponseStatus``.
     """
 
     def __init__(
@@ -72,7 +86,8 @@ class FakeK3Cloud(K3HttpSurface):
             raise ValueError(f"number_scope is 'use_org' or 'account', not {number_scope!r}")
         self._orgs = Orgs(organizations, default_org)
         self.number_scope = number_scope
-        self._forms: dict[str, Form] = {}
+        self._forms: dict[str, Form] = {ORG_FORM_ID.upper(): Form(ORG_FORM_ID, self._orgs)}
+        self._permissions = Permissions()
 
     # -- inspection and set-up -----------------------------------------------------------------
 
@@ -82,11 +97,28 @@ class FakeK3Cloud(K3HttpSurface):
         with self._lock:
             return dict(self._orgs.by_id)
 
-    def add_organization(self, org_id: int, number: str) -> None:
-        """Add an organisation (internal id ``org_id``, number ``number``), as an account gains
-        one; ValueError if either is taken."""
+    def add_organization(self, org_id: int, number: str, name: str | None = None) -> None:
+        """Add an organisation (internal id ``org_id``, number ``number``, ``name``: by default
+        ``组织<number>``), as an account gains one; ValueError if the id or number is taken."""
         with self._lock:
-            self._orgs.add(org_id, number)
+            self._orgs.add(org_id, number, name)
+            self._forms[ORG_FORM_ID.upper()].load_organizations()
+
+    def deny(self, form_id: str, *permissions: str) -> None:
+        """Take ``permissions`` (see ``PERMISSIONS``) on ``form_id`` away from the user: the
+        operations they govern are refused with MsgCode 2 until ``allow`` gives them back."""
+        with self._lock:
+            self._permissions.deny(form_id, permissions)
+
+    def allow(self, form_id: str, *permissions: str) -> None:
+        """Give back ``permissions`` on ``form_id`` that ``deny`` took (others stay denied)."""
+        with self._lock:
+            self._permissions.allow(form_id, permissions)
+
+    def denied(self, form_id: str) -> set[str]:
+        """The permissions on ``form_id`` the user lacks now."""
+        with self._lock:
+            return self._permissions.denied(form_id)
 
     def records(self, form_id: str) -> list[dict[str, Any]]:
         """Copies of the stored records of ``form_id``, in the order they were created."""
@@ -102,7 +134,7 @@ class FakeK3Cloud(K3HttpSurface):
         ValueError for a number already held (see ``number_scope``) or an unknown organisation.
         """
         with self._lock:
-            form = self._form(form_id)
+            form = self._writable(form_id)
             ids = []
             for given in rows:
                 row = copy.deepcopy(dict(given))
@@ -147,7 +179,7 @@ class FakeK3Cloud(K3HttpSurface):
         creating organisation's copy unless ``from_org`` names another. ``audited`` copies are
         audited (``IsAutoSubmitAndAudit``). ValueError if the operation would refuse any."""
         with self._lock:
-            form = self._form(form_id)
+            form = self._writable(form_id)
             holders = form.holders(number)
             if from_org is not None:
                 source = form.find(number=number, org=from_org)
@@ -172,35 +204,48 @@ class FakeK3Cloud(K3HttpSurface):
         return {
             "Save": self._save,
             "BatchSave": self._batch_save,
-            "Submit": lambda f, d: self._operate(f, d, self._submit_one),
-            "Audit": lambda f, d: self._operate(f, d, self._audit_one),
-            "UnAudit": lambda f, d: self._operate(f, d, self._unaudit_one),
-            "Delete": lambda f, d: self._operate(f, d, self._delete_one),
+            "Submit": lambda f, d: self._operate(f, d, self._submit_one, "submit"),
+            "Audit": lambda f, d: self._operate(f, d, self._audit_one, "audit"),
+            "UnAudit": lambda f, d: self._operate(f, d, self._unaudit_one, "audit"),
+            "Delete": lambda f, d: self._operate(f, d, self._delete_one, "delete"),
             "View": self._view,
             "Allocate": self._allocate,
             "ExecuteBillQuery": lambda f, d: self._query(d, as_objects=False),
             "BillQuery": lambda f, d: self._query(d, as_objects=True),
         }
 
-    def _form(self, form_id: Any) -> Form:
+    def _form(self, form_id: Any, permission: str | None = None) -> Form:
+        """The form named ``form_id`` (made on first use). With ``permission``, an operation
+        needing it is about to work on the form: refused if the user lacks it (MsgCode 2) or
+        the form is read-only and it is not ``"query"`` (MsgCode 12)."""
         if not isinstance(form_id, str) or not form_id:
             raise Fail("表单 ID 不能为空（formid）", code=5)
         key = form_id.upper()
         if key not in self._forms:
             self._forms[key] = Form(form_id, self._orgs)
-        return self._forms[key]
+        form = self._forms[key]
+        if permission is not None:
+            self._permissions.check(form, permission)
+        return form
+
+    def _writable(self, form_id: str) -> Form:
+        """For the set-up methods: the form, unless it is read-only (ValueError)."""
+        form = self._form(form_id)
+        if form.read_only:
+            raise ValueError(f"{form.form_id} is read-only: add_organization adds organisations")
+        return form
 
     # -- saving ------------------------------------------------------------------------------------
 
     def _batch_save(self, form_id: Any, data: dict[str, Any]) -> Any:
-        form = self._form(form_id)
+        form = self._form(form_id, "save")
         models = data.get("Model")
         if not isinstance(models, list):
             raise Fail("BatchSave 的 Model 必须是数组", code=8, field="Model")
         return self._save_rows(form, models, data)
 
     def _save(self, form_id: Any, data: dict[str, Any]) -> Any:
-        form = self._form(form_id)
+        form = self._form(form_id, "save")
         model = data.get("Model")
         if not isinstance(model, dict):
             raise Fail("Save 的 Model 必须是对象", code=8, field="Model")
@@ -351,7 +396,7 @@ class FakeK3Cloud(K3HttpSurface):
     # -- allocation --------------------------------------------------------------------------------
 
     def _allocate(self, form_id: Any, data: dict[str, Any]) -> Any:
-        form = self._form(form_id)
+        form = self._form(form_id, "allocate")
         if not form.is_customer:
             raise Fail(f"FakeK3Cloud 只模拟 BD_Customer 的分配，不支持 {form.form_id}", code=12)
         pk_ids = _id_list(data.get("PkIds"), "PkIds")
@@ -405,8 +450,9 @@ class FakeK3Cloud(K3HttpSurface):
         form_id: Any,
         data: dict[str, Any],
         apply: Callable[[Form, dict[str, Any]], None],
+        permission: str,
     ) -> Any:
-        form = self._form(form_id)
+        form = self._form(form_id, permission)
         numbers = data.get("Numbers") or []
         ids = data.get("Ids") or ""
         if isinstance(ids, str):
@@ -466,7 +512,7 @@ class FakeK3Cloud(K3HttpSurface):
         form.remove(row)
 
     def _view(self, form_id: Any, data: dict[str, Any]) -> Any:
-        form = self._form(form_id)
+        form = self._form(form_id, "query")
         if data.get("Id") not in (None, "", 0):
             row = form.find(id=data["Id"])
         elif data.get("Number"):
@@ -485,7 +531,7 @@ class FakeK3Cloud(K3HttpSurface):
 
     def _query(self, data: dict[str, Any], *, as_objects: bool) -> Any:
         try:
-            form = self._form(data.get("FormId"))
+            form = self._form(data.get("FormId"), "query")
             keys = [k.strip() for k in str(data.get("FieldKeys") or "").split(",") if k.strip()]
             if not keys:
                 raise Fail("FieldKeys 不能为空", code=8)

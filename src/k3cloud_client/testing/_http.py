@@ -74,7 +74,7 @@ class K3HttpSurface(FaultInjectingSimulator):
         clock: Callable[[], float],
         max_skew: float,
     ) -> None:
-        super().__init__()
+        super().__init__(clock=clock)
         if app_id is not None:
             split_app_id(app_id)
         self.acct_id = acct_id
@@ -84,7 +84,6 @@ class K3HttpSurface(FaultInjectingSimulator):
         self.max_skew = max_skew
         self._app_secret = app_secret
         self._password = password
-        self._clock = clock
         self._lock = threading.RLock()
         self._sessions: dict[str, str] = {}
         self._logins = 0
@@ -218,7 +217,7 @@ class K3HttpSurface(FaultInjectingSimulator):
         nonce = headers.get("x-api-nonce", "")
         if not _is_unix_time(timestamp) or not nonce:
             return "x-api-timestamp / x-api-nonce missing or not a number"
-        if abs(int(timestamp) - self._clock()) > self.max_skew:
+        if abs(int(timestamp) - self.clock()) > self.max_skew:
             return f"x-api-timestamp {timestamp} is more than {self.max_skew}s from the clock"
         signature = sig(
             string_to_sign(request.url.path, timestamp, nonce), decode_client_secret(encoded)
@@ -323,7 +322,7 @@ class K3HttpSurface(FaultInjectingSimulator):
         if isinstance(timestamp, bool) or not _is_unix_time(str(timestamp)):
             return "时间戳格式错误"
         ts = int(timestamp)
-        if abs(ts - self._clock()) > self.max_skew:
+        if abs(ts - self.clock()) > self.max_skew:
             return "签名已过期（时间戳与服务器时间相差过大）"
         expected = login_sign(self.acct_id, self.user_name, self.app_id, self._app_secret, ts)
         if not isinstance(sign, str) or not _same(sign, expected):

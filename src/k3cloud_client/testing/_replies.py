@@ -9,6 +9,9 @@ from typing import Any
 DUPLICATE_NUMBER_MESSAGE = "违反字段唯一性要求：编码唯一。[{number}]在当前系统中已经被使用。"
 SESSION_LOST_MESSAGE = "会话信息已丢失，请重新登录"
 RATE_LIMIT_MESSAGE = "接口调用频率超出限制，请稍后再试"
+#: The simulator's text for a permission its user lacks (MsgCode 2; the real wording was not
+#: found): format with the form id and the right's name (``查看``, ``保存`` ...).
+NO_PERMISSION_MESSAGE = "当前用户没有“{form}”的“{right}”权限，请联系系统管理员授权"
 
 QUERY_OPS = frozenset({"ExecuteBillQuery", "BillQuery"})
 

@@ -1,5 +1,6 @@
 """The simulator's record store: the account's organisations, and each form's records by
-internal id with a number index per use organisation."""
+internal id with a number index per use organisation. The organisation form
+(``ORG_Organizations``) is read-only: its records are the organisations themselves."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ _CUSTOMER_FIELDS = frozenset(
 )
 _GENERIC_FIELDS = frozenset({"FID", "FNumber", "FName", "FDocumentStatus", "FForbidStatus"})
 REF_FIELDS = ("FCreateOrgId", "FUseOrgId")
+#: The organisation form: queried for the organisations, never written through the API.
+ORG_FORM_ID = "ORG_Organizations"
+#: Its fields: the internal id (what ``FUseOrgId`` holds), the number and the name.
+ORG_FIELDS = ("FOrgID", "FNumber", "FName")
 
 
 class Orgs:
@@ -39,6 +44,8 @@ class Orgs:
     def __init__(self, table: Mapping[int, str], default: str | None) -> None:
         self.by_id: dict[int, str] = {}
         self.by_number: dict[str, int] = {}
+        #: internal id -> name (``FName``)
+        self.names: dict[int, str] = {}
         for org_id, number in table.items():
             self.add(org_id, number)
         if not self.by_id:
@@ -47,15 +54,19 @@ class Orgs:
         if self.default not in self.by_number:
             raise ValueError(f"default_org {default!r} is not one of {sorted(self.by_number)}")
 
-    def add(self, org_id: int, number: str) -> None:
+    def add(self, org_id: int, number: str, name: str | None = None) -> None:
+        """Add an organisation; ``name`` defaults to ``组织<number>``."""
         if isinstance(org_id, bool) or not isinstance(org_id, int) or org_id <= 0:
             raise ValueError(f"organisation ids are positive integers, got {org_id!r}")
         if not isinstance(number, str) or not number:
             raise ValueError(f"organisation numbers are non-empty text, got {number!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"organisation names are non-empty text, got {name!r}")
         if org_id in self.by_id or number in self.by_number:
             raise ValueError(f"organisation ids and numbers must differ: {org_id!r} {number!r}")
         self.by_id[org_id] = number
         self.by_number[number] = org_id
+        self.names[org_id] = name or f"组织{number}"
 
 
 def org_number(reference: Any) -> str | None:
@@ -69,23 +80,36 @@ class Form:
     """One form's records, by internal id, with a number index per use organisation.
 
     ``BD_Customer`` records belong to organisations (``FUseOrgId``); other forms keep one flat
-    index (organisation ``""``).
+    index (organisation ``""``). ``ORG_Organizations`` is ``read_only``: its records are
+    ``orgs``, copied by ``load_organizations``.
     """
 
     def __init__(self, form_id: str, orgs: Orgs) -> None:
         self.form_id = form_id
         self.orgs = orgs
         self.is_customer = form_id.upper() == "BD_CUSTOMER"
-        self.id_key = "FCUSTID" if self.is_customer else "FID"
+        self.read_only = form_id.upper() == ORG_FORM_ID.upper()
+        self.id_key = "FCUSTID" if self.is_customer else "FOrgID" if self.read_only else "FID"
         self.rows: dict[int, dict[str, Any]] = {}
         #: number -> {use organisation number: internal id}
         self.numbers: dict[str, dict[str, int]] = {}
         self._ids = itertools.count(100001)
+        if self.read_only:
+            self.load_organizations()
 
     def new_id(self) -> int:
         return next(self._ids)
 
+    def load_organizations(self) -> None:
+        """Make the records of the organisation form the organisations held now."""
+        self.rows.clear()
+        self.numbers.clear()
+        for org_id, number in self.orgs.by_id.items():
+            self.put({"FOrgID": org_id, "FNumber": number, "FName": self.orgs.names[org_id]})
+
     def known_fields(self) -> set[str]:
+        if self.read_only:  # exactly its fields: nothing stored there adds any
+            return set(ORG_FIELDS)
         known = set(_CUSTOMER_FIELDS if self.is_customer else _GENERIC_FIELDS) | {self.id_key}
         for row in self.rows.values():
             known.update(row)

@@ -1,0 +1,133 @@
+"""``huke-k3 doctor``: check settings, network, Huke and K/3 Cloud before the first real run.
+
+The clients come from the same places as ``huke-k3 sync``'s (the environment, ``--k3-ini``, a
+tenants file); a setting that is missing is a failed check of the report, not a usage error, so
+that the report shows everything at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any, TextIO
+
+EXIT_USAGE = 2
+
+
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
+    if not math.isfinite(hours) or hours <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the hours must be more than 0")
+    return hours
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the seconds must be more than 0")
+    return seconds
+
+
+def add_doctor_command(commands: Any) -> None:
+    """Add ``doctor`` to ``huke-k3``'s sub-commands (``commands``: the subparsers action)."""
+    from ._cli import _positive_int
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check settings, network, Huke and K/3 Cloud without saving anything",
+        description="Show where each setting came from (secrets masked), probe both hosts (DNS, "
+        "TCP, TLS, clock), fetch one small page of recent Huke trades and describe it, and check "
+        "K/3 Cloud: login, permission to query BD_Customer, the transform's organisations, and "
+        "a dry run of the transform over the sample. Exit status: 0 when every required check "
+        "passed, 1 when one failed (the report names it), 2 for usage errors.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument("--k3-ini", metavar="PATH", help="K/3 Cloud settings from a conf.ini")
+    doctor.add_argument("--k3-section", metavar="NAME", help="section of the conf.ini")
+    doctor.add_argument("--tenants", metavar="FILE", help="a tenants file (see docs/tenants.md)")
+    doctor.add_argument("--tenant", metavar="NAME", help="the tenant of --tenants to check")
+    doctor.add_argument(
+        "--hours",
+        type=_hours,
+        default=24.0,
+        metavar="HOURS",
+        help="sample trades from this many hours back (24)",
+    )
+    doctor.add_argument(
+        "--sample", type=_positive_int, default=20, metavar="N", help="trades to sample (20)"
+    )
+    doctor.add_argument(
+        "--items-key",
+        metavar="KEY",
+        help="the key of Huke's reply data holding the trades, when it is not detected",
+    )
+    doctor.add_argument(
+        "--no-network", action="store_true", help="leave out the DNS/TCP/TLS/clock probes"
+    )
+    doctor.add_argument(
+        "--max-clock-skew",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="fail when this machine's clock is further off a server's (60)",
+    )
+    doctor.set_defaults(use_async=False)
+
+
+def run_doctor_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """The ``doctor`` command; its exit status."""
+    from datetime import timedelta
+
+    from huke_client import AsyncHukeClient, SearchOptions
+    from k3cloud_client import AsyncK3CloudClient
+
+    from ._cli import chosen_tenant, make_clients
+    from ._doctor import run_doctor
+
+    tenant = None
+    options: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if args.tenants is not None or args.tenant is not None:
+        chosen = chosen_tenant(args)
+        if isinstance(chosen, str):
+            print(f"huke-k3: {chosen}", file=err)
+            return EXIT_USAGE
+        tenant, tenant_options = chosen
+        options["transform"] = tenant_options["transform"]
+        sources["transform"] = f"tenants file {str(args.tenants)!r} [tenants.{tenant.name}]"
+    search = None
+    if args.items_key:
+        search = SearchOptions(items_key=args.items_key)
+        sources["items_key"] = "flag --items-key"
+    sources["sample"] = (
+        "flags --hours/--sample" if args.hours != 24.0 or args.sample != 20 else ("default")
+    )
+    huke, k3, errors = make_clients(args, tenant)
+    # The parser sets use_async=False for doctor: the clients are the sync ones.
+    assert not isinstance(huke, AsyncHukeClient)
+    assert not isinstance(k3, AsyncK3CloudClient)
+    try:
+        report = run_doctor(
+            huke,
+            k3,
+            span=timedelta(hours=args.hours),
+            sample_size=args.sample,
+            search=search,
+            network=not args.no_network,
+            max_clock_skew=args.max_clock_skew,
+            config_errors=errors,
+            sources=sources,
+            **options,
+        )
+    finally:
+        for client in (huke, k3):
+            if client is not None:
+                client.close()
+    print(report.to_json(indent=2) if args.json else report, file=out)
+    return report.exit_code

@@ -1,0 +1,318 @@
+"""``doctor()``: what a first run against real accounts would meet, found without saving anything.
+
+It runs the checks in order (settings, network, Huke, K/3 Cloud) and returns a
+:class:`DoctorReport`; a check that needs an earlier one that failed is reported as skipped, not
+run. ``huke-k3 doctor`` prints the same report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import time
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from huke_client import HukeClient, HukeConfigError, SearchOptions
+from k3cloud_client import K3CloudClient, K3CloudConfigError
+
+from ._doctor_report import Check, DoctorReport, SettingSource
+from ._transform import CustomerTransform, Transform, trade_to_customer
+
+#: How far back the doctor samples trades by default.
+DEFAULT_SAMPLE_SPAN = timedelta(hours=24)
+#: How many trades the doctor samples by default (one page).
+DEFAULT_SAMPLE_SIZE = 20
+
+
+def _settings_check(service: str, label: str, error: Exception | None, fix: str) -> Check:
+    if error is None:
+        return Check(
+            id=f"settings.{service}",
+            section="settings",
+            title=f"{label} settings",
+            status="pass",
+            summary="complete",
+        )
+    return Check(
+        id=f"settings.{service}",
+        section="settings",
+        title=f"{label} settings",
+        status="fail",
+        summary=str(error),
+        fix=fix,
+    )
+
+
+def _skip_all(checks: Mapping[str, tuple[str, bool]], why: str) -> list[Check]:
+    """Each of ``checks`` (id -> title, required) reported as not run, and why."""
+    return [
+        Check(
+            id=check_id,
+            section=check_id.partition(".")[0],
+            title=title,
+            status="skip",
+            summary=f"not run: {why}",
+            required=required,
+        )
+        for check_id, (title, required) in checks.items()
+    ]
+
+
+def _transform_text(transform: Transform) -> str:
+    if transform is trade_to_customer:
+        return "trade_to_customer (the integration scheme)"
+    if isinstance(transform, CustomerTransform):
+        parts = [f"use_org={transform.use_org!r}", f"create_org={transform.create_org!r}"]
+        if transform.fields:
+            parts.append(f"fields {', '.join(transform.fields)}")
+        if transform.steps:
+            parts.append(f"{len(transform.steps)} step(s)")
+        return f"CustomerTransform({', '.join(parts)})"
+    return getattr(transform, "__qualname__", type(transform).__name__)
+
+
+def _bridge_settings(
+    transform: Transform,
+    search: SearchOptions | None,
+    span: timedelta,
+    sample_size: int,
+    sources: Mapping[str, str],
+) -> list[SettingSource]:
+    def setting(name: str, value: str, given: bool) -> SettingSource:
+        source = sources.get(name, "argument" if given else "default")
+        return SettingSource(scope="bridge", name=name, value=value, source=source)
+
+    hours = span.total_seconds() / 3600
+    return [
+        setting("transform", _transform_text(transform), transform is not trade_to_customer),
+        setting(
+            "items_key",
+            repr(search.items_key) if search and search.items_key else "detected",
+            bool(search and search.items_key),
+        ),
+        setting("sample", f"{sample_size} trades of the last {hours:g} h", False),
+    ]
+
+
+def _client_settings(scope: str, client: Any) -> list[SettingSource]:
+    describe = getattr(client, "describe_settings", None)
+    if describe is None:
+        return []
+    return [
+        SettingSource(
+            scope=scope,
+            name=s.name,
+            value=s.value,
+            source=s.source,
+            secret=s.secret,
+        )
+        for s in describe()
+    ]
+
+
+@contextlib.contextmanager
+def _owned(client: Any, owned: bool) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if owned and client is not None:
+            client.close()
+
+
+def doctor(
+    huke: HukeClient | None = None,
+    k3: K3CloudClient | None = None,
+    *,
+    transform: Transform = trade_to_customer,
+    span: timedelta = DEFAULT_SAMPLE_SPAN,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    search: SearchOptions | None = None,
+    network: bool = True,
+    verify: bool | str | ssl.SSLContext = True,
+    max_clock_skew: float = 60.0,
+    timeout: float = 10.0,
+    environ: Mapping[str, str] | None = None,
+    end: datetime | None = None,
+) -> DoctorReport:
+    """Check everything a sync needs, saving nothing, and report what was found.
+
+    ``huke`` / ``k3``: the clients to check (sync clients; not closed). When one is ``None`` it is
+    made from the environment (``HukeClient.from_env`` / ``K3CloudClient.from_env``; ``environ``
+    replaces ``os.environ``) and closed afterwards; a missing setting is a failed check, not an
+    exception. ``transform``: the transform the sync will use (its organisations are looked up
+    and it is tried on the sample). ``span`` / ``sample_size``: one page of this many trades from
+    this far back until ``end`` (default now). ``search``: the Huke search options the sync will
+    use (e.g. ``items_key=``). ``network=False`` leaves out the DNS/TCP/TLS/clock probes;
+    ``verify`` is as httpx's, for the TLS probe; a clock more than ``max_clock_skew`` seconds
+    off a server's fails.
+
+    Example:
+        ```python
+        from huke_k3_bridge import doctor
+
+        report = doctor()        # clients from the environment
+        print(report)            # or display(report) in a notebook
+        report.ok, report.failed
+        ```
+    """
+    return run_doctor(
+        huke,
+        k3,
+        transform=transform,
+        span=span,
+        sample_size=sample_size,
+        search=search,
+        network=network,
+        verify=verify,
+        max_clock_skew=max_clock_skew,
+        timeout=timeout,
+        environ=environ,
+        end=end,
+    )
+
+
+def run_doctor(
+    huke: HukeClient | None,
+    k3: K3CloudClient | None,
+    *,
+    transform: Transform = trade_to_customer,
+    span: timedelta = DEFAULT_SAMPLE_SPAN,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    search: SearchOptions | None = None,
+    network: bool = True,
+    verify: bool | str | ssl.SSLContext = True,
+    max_clock_skew: float = 60.0,
+    timeout: float = 10.0,
+    environ: Mapping[str, str] | None = None,
+    end: datetime | None = None,
+    config_errors: Mapping[str, Exception] | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> DoctorReport:
+    """:func:`doctor` with what the CLI adds: the configuration errors it met making the clients
+    (``{"huke": error, "k3": error}``), and where the bridge's settings came from."""
+    for name, client, kind in (("huke", huke, HukeClient), ("k3", k3, K3CloudClient)):
+        if client is not None and not isinstance(client, kind):
+            raise TypeError(
+                f"doctor() takes a {kind.__name__} as {name}, not {type(client).__name__} "
+                "(the doctor runs its checks one after the other)"
+            )
+    if sample_size < 1:
+        raise ValueError(f"sample_size must be at least 1, got {sample_size!r}")
+    if span <= timedelta(0):
+        raise ValueError(f"span must be positive, got {span!r}")
+    started_at = datetime.now().astimezone()
+    started = time.perf_counter()
+    errors: dict[str, Exception] = dict(config_errors or {})
+    owns_huke = owns_k3 = False
+    if huke is None and "huke" not in errors:
+        try:
+            huke = HukeClient.from_env(environ)
+            owns_huke = True
+        except HukeConfigError as exc:
+            errors["huke"] = exc
+    if k3 is None and "k3" not in errors:
+        try:
+            k3 = K3CloudClient.from_env(environ=environ)
+            owns_k3 = True
+        except K3CloudConfigError as exc:
+            errors["k3"] = exc
+    with _owned(huke, owns_huke), _owned(k3, owns_k3):
+        settings = [
+            *_client_settings("huke", huke),
+            *_client_settings("k3", k3),
+            *_bridge_settings(transform, search, span, sample_size, sources or {}),
+        ]
+        checks = [
+            _settings_check(
+                "huke",
+                "Huke",
+                errors.get("huke"),
+                "set HUKE_APP_KEY and HUKE_APP_SECRET (and HUKE_BASE_URL if not the default)",
+            ),
+            _settings_check(
+                "k3",
+                "K/3 Cloud",
+                errors.get("k3"),
+                "set K3CLOUD_SERVER_URL, K3CLOUD_ACCT_ID, K3CLOUD_USER_NAME and K3CLOUD_APP_ID + "
+                "K3CLOUD_APP_SECRET, or pass --k3-ini conf.ini",
+            ),
+        ]
+        checks.extend(
+            _checks(
+                huke,
+                k3,
+                transform=transform,
+                span=span,
+                sample_size=sample_size,
+                search=search,
+                network=network,
+                verify=verify,
+                max_clock_skew=max_clock_skew,
+                timeout=timeout,
+                environ=environ,
+                end=end,
+            )
+        )
+    return DoctorReport(
+        settings=tuple(settings),
+        checks=tuple(checks),
+        started_at=started_at,
+        duration=time.perf_counter() - started,
+    )
+
+
+def _checks(
+    huke: HukeClient | None,
+    k3: K3CloudClient | None,
+    *,
+    transform: Transform,
+    span: timedelta,
+    sample_size: int,
+    search: SearchOptions | None,
+    network: bool,
+    verify: bool | str | ssl.SSLContext,
+    max_clock_skew: float,
+    timeout: float,
+    environ: Mapping[str, str] | None,
+    end: datetime | None,
+) -> list[Check]:
+    from ._doctor_huke import huke_checks
+    from ._doctor_k3 import K3_CHECKS, k3_checks
+    from ._doctor_network import network_checks
+    from ._doctor_sample import CHECKS as HUKE_CHECKS
+
+    checks: list[Check] = []
+    if network:
+        for service, label, client in (("huke", "Huke", huke), ("k3", "K/3 Cloud", k3)):
+            if client is None:
+                continue
+            checks.extend(
+                network_checks(
+                    service,
+                    label,
+                    client.base_url,
+                    verify=verify,
+                    timeout=timeout,
+                    max_clock_skew=max_clock_skew,
+                    environ=environ,
+                )
+            )
+    until = end if end is not None else datetime.now().astimezone()
+    since = until - span
+    trades = None
+    if huke is None:
+        checks.extend(_skip_all(HUKE_CHECKS, "the Huke settings are incomplete"))
+    else:
+        huke_found, sample = huke_checks(
+            huke, start=since, end=until, page_size=sample_size, search=search
+        )
+        checks.extend(huke_found)
+        if any(c.id == "huke.auth" and c.status == "pass" for c in huke_found):
+            trades = sample
+    if k3 is None:
+        checks.extend(_skip_all(K3_CHECKS, "the K/3 Cloud settings are incomplete"))
+    else:
+        checks.extend(k3_checks(k3, transform=transform, trades=trades, start=since, end=until))
+    return checks

@@ -1,0 +1,244 @@
+"""``huke-k3 doctor`` end to end, over loopback sockets, on the simulators: all good, then each
+failure the first day with real credentials meets (issue 12)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from huke_client import HukeClient, SearchOptions
+from huke_client.testing import FakeHuke, envelope_error, fake_trade, generate_trades
+from huke_k3_bridge import CustomerTransform
+from huke_k3_bridge._cli import main
+from huke_k3_bridge._doctor import doctor
+from k3cloud_client import K3CloudClient
+from k3cloud_client.testing import FakeK3Cloud
+
+from .conftest import FAST, HOUR_MS, HUKE_KEY, HUKE_SECRET, K3_CREDENTIALS
+
+
+def _trades(now_ms: int, count: int = 12) -> list[dict[str, Any]]:
+    return list(
+        generate_trades(count, start=now_ms - 10 * HOUR_MS, end=now_ms - HOUR_MS, buyers=5, seed=3)
+    )
+
+
+@contextlib.contextmanager
+def _served(
+    env: pytest.MonkeyPatch,
+    *,
+    huke: Callable[..., FakeHuke] = FakeHuke,
+    k3: Callable[..., FakeK3Cloud] = FakeK3Cloud,
+    huke_secret: str = HUKE_SECRET,
+    k3_secret: str = K3_CREDENTIALS["app_secret"],
+    trades: list[dict[str, Any]] | None = None,
+) -> Iterator[tuple[FakeHuke, FakeK3Cloud]]:
+    now_ms = int(time.time() * 1000)
+    fake_huke = huke(HUKE_KEY, HUKE_SECRET, trades=_trades(now_ms) if trades is None else trades)
+    fake_k3 = k3(**K3_CREDENTIALS)
+    with fake_huke.serve() as huke_server, fake_k3.serve() as k3_server:
+        env.setenv("HUKE_APP_KEY", HUKE_KEY)
+        env.setenv("HUKE_APP_SECRET", huke_secret)
+        env.setenv("HUKE_BASE_URL", huke_server.url + "/openapi")
+        env.setenv("K3CLOUD_SERVER_URL", k3_server.url + "/k3cloud/")
+        env.setenv("K3CLOUD_ACCT_ID", K3_CREDENTIALS["acct_id"])
+        env.setenv("K3CLOUD_USER_NAME", K3_CREDENTIALS["user_name"])
+        env.setenv("K3CLOUD_APP_ID", K3_CREDENTIALS["app_id"])
+        env.setenv("K3CLOUD_APP_SECRET", k3_secret)
+        yield fake_huke, fake_k3
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, dict[str, Any]]:
+    """``huke-k3 doctor ARGV`` twice: as text, and as JSON (parsed); the same exit status."""
+    status = main(["doctor", "--max-clock-skew", "60", *argv])
+    text = capsys.readouterr().out
+    json_status = main(["doctor", "--json", *argv])
+    report = json.loads(capsys.readouterr().out)
+    assert json_status == status
+    assert report["exit_code"] == status
+    return status, text, report
+
+
+def _status(report: dict[str, Any], check_id: str) -> str:
+    return next(c["status"] for c in report["checks"] if c["id"] == check_id)
+
+
+SECRETS = (HUKE_SECRET, K3_CREDENTIALS["app_secret"], K3_CREDENTIALS["app_id"].split("_")[1])
+
+
+def _assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text
+
+
+def test_all_good_exits_0_with_every_required_check_passed(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with _served(clean_env):
+        status, text, report = _run(capsys)
+    assert status == 0, text
+    assert "✗" not in text
+    assert report["ok"] is True
+    assert report["failed"] == []
+    for check_id in (
+        "settings.huke",
+        "settings.k3",
+        "network.huke.dns",
+        "network.huke.tcp",
+        "network.huke.clock",
+        "network.k3.clock",
+        "huke.auth",
+        "huke.shape",
+        "huke.buyer",
+        "k3.auth",
+        "k3.permission",
+        "k3.org",
+        "k3.dry_run",
+    ):
+        assert _status(report, check_id) == "pass", check_id
+    assert "✓ Huke authentication" in text
+    # Where each setting came from, the secrets masked.
+    sources = {(s["scope"], s["name"]): s for s in report["settings"]}
+    assert sources[("huke", "app_secret")]["source"] == "environment HUKE_APP_SECRET"
+    assert sources[("k3", "acct_id")]["source"] == "environment K3CLOUD_ACCT_ID"
+    _assert_no_secret(text, json.dumps(report, ensure_ascii=False))
+
+
+def test_wrong_huke_secret(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with _served(clean_env, huke_secret="not-the-secret"):
+        status, text, report = _run(capsys)
+    assert status == 1
+    assert "huke.auth" in report["failed"]
+    assert "FAILED: Huke authentication" in text.splitlines()[0]
+    assert _status(report, "huke.shape") == "skip"
+    assert "not-the-secret" not in text
+
+
+def test_wrong_k3_secret(clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    with _served(clean_env, k3_secret="0" * 32):
+        status, text, report = _run(capsys)
+    assert status == 1
+    assert report["failed"] == ["k3.auth"]
+    assert _status(report, "k3.permission") == "skip"
+    assert "K3CLOUD_APP_SECRET" in text  # the fix names the setting
+
+
+def test_skewed_clock(clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def ahead(*args: Any, **kwargs: Any) -> FakeHuke:
+        return FakeHuke(*args, clock=lambda: time.time() + 3600, **kwargs)
+
+    with _served(clean_env, huke=ahead):
+        status, text, report = _run(capsys)
+    assert status == 1
+    assert "network.huke.clock" in report["failed"]
+    assert "huke.auth" in report["failed"]  # Huke signs with the time
+    assert _status(report, "network.k3.clock") == "pass"
+    assert text.splitlines()[0] == "huke-k3 doctor: FAILED: Huke clock, Huke authentication"
+    assert any(line.startswith("  ✗ Huke clock: ") for line in text.splitlines())
+
+
+def test_unknown_organisation(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def other_org(**kwargs: Any) -> FakeK3Cloud:
+        return FakeK3Cloud(organizations={1: "200"}, **kwargs)
+
+    with _served(clean_env, k3=other_org):
+        status, _text, report = _run(capsys)
+    assert status == 1
+    assert "k3.org" in report["failed"]
+    org = next(c for c in report["checks"] if c["id"] == "k3.org")
+    assert "100" in org["summary"]
+    assert "200" in org["summary"]
+    assert org["fix"]
+
+
+def test_no_permission_to_query_customers(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with _served(clean_env) as (_, fake_k3):
+        fake_k3.deny("BD_Customer", "query")
+        status, text, report = _run(capsys)
+    assert status == 1
+    assert report["failed"] == ["k3.permission"]
+    assert _status(report, "k3.auth") == "pass"
+    assert "FAILED: Permission to query BD_Customer" in text
+
+
+def test_unfamiliar_reply_shape_then_items_key(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def odd_shape(*args: Any, **kwargs: Any) -> FakeHuke:
+        return FakeHuke(*args, items_key="tradeList", **kwargs)
+
+    with _served(clean_env, huke=odd_shape):
+        status, text, report = _run(capsys)
+        assert status == 1
+        assert "huke.shape" in report["failed"]
+        assert "tradeList" in text
+        status, text, report = _run(capsys, "--items-key", "tradeList")
+    assert status == 0, text
+    assert _status(report, "huke.shape") == "pass"
+
+
+def test_missing_settings_are_failed_checks_not_a_crash(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, text, report = _run(capsys, "--no-network")
+    assert status == 1
+    assert {"settings.huke", "settings.k3"} <= set(report["failed"])
+    assert "HUKE_APP_SECRET" in text
+    assert "K3CLOUD_SERVER_URL" in text
+
+
+def test_a_server_quoting_the_secret_back_does_not_leak_it(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with _served(clean_env) as (fake_huke, _):
+        fake_huke.inject(envelope_error(40100, f"bad secret {HUKE_SECRET}"), times=10)
+        status, text, report = _run(capsys)
+    assert status == 1
+    _assert_no_secret(text, json.dumps(report, ensure_ascii=False))
+
+
+def test_python_api_with_given_clients_and_html() -> None:
+    now_ms = int(time.time() * 1000)
+    trades = _trades(now_ms)
+    trades.append(fake_trade(create_time=now_ms - HOUR_MS, tid="NO-CID", buyer_cid=None))
+    fake_huke = FakeHuke(HUKE_KEY, HUKE_SECRET, trades=trades, items_key="rows2")
+    fake_k3 = FakeK3Cloud(**K3_CREDENTIALS)
+    uids = {str(t["buyerCid"]): "UID" for t in trades if t.get("buyerCid")}
+    with (
+        fake_huke.serve() as huke_server,
+        fake_k3.serve() as k3_server,
+        HukeClient(
+            HUKE_KEY, HUKE_SECRET, base_url=huke_server.url + "/openapi", retry=FAST
+        ) as huke,
+        K3CloudClient(k3_server.url + "/k3cloud/", retry=FAST, **K3_CREDENTIALS) as k3,
+    ):
+        report = doctor(
+            huke,
+            k3,
+            transform=CustomerTransform(description=uids),
+            search=SearchOptions(items_key="rows2"),
+        )
+        # The clients given stay open: the doctor closes only the clients it made.
+        assert k3.execute_bill_query("BD_Customer", ["FNumber"]) == []
+    assert report.ok, str(report)
+    assert report["k3.description"].status == "pass"
+    dry = report["k3.dry_run"]
+    assert dry.details["counts"]["skipped"] == 1
+    assert any("buyerCid" in line for line in dry.details["lines"])
+    html = report._repr_html_()
+    assert "Huke authentication" in html
+    assert "<table" in html
+    assert len(html) < 64_000
+    assert repr(report).startswith("DoctorReport(ok=True")
