@@ -19,6 +19,9 @@ reads a table like the scheme's (``SCHEME``). ``huke-k3 demo`` shows it all on s
 
 Many shops: ``load_tenants("tenants.toml")`` reads a tenants file (each shop's settings, with
 secrets as names of environment variables); ``huke-k3 sync --tenants FILE --tenant NAME`` runs one.
+
+Before the first run with real credentials: ``doctor()`` (``huke-k3 doctor``) checks the settings,
+both hosts, Huke's reply shape and K/3 Cloud's permissions, saving nothing.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -50,10 +53,22 @@ from ._transform import (
 from ._windows import DEFAULT_SPAN, DEFAULT_WINDOW, split_windows
 
 if TYPE_CHECKING:
+    from ._doctor import doctor
+    from ._doctor_report import Check, CheckStatus, DoctorReport, SettingSource
     from .tenants import Tenant, Tenants, load_tenants
 
-#: Names imported when first used: only programs running several shops read a tenants file.
-_LAZY = {"Tenant": "tenants", "Tenants": "tenants", "load_tenants": "tenants"}
+#: Names imported when first used: only programs running several shops read a tenants file, and
+#: the doctor runs once in a while, not in every sync.
+_LAZY = {
+    "Tenant": "tenants",
+    "Tenants": "tenants",
+    "load_tenants": "tenants",
+    "doctor": "_doctor",
+    "Check": "_doctor_report",
+    "CheckStatus": "_doctor_report",
+    "DoctorReport": "_doctor_report",
+    "SettingSource": "_doctor_report",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -76,8 +91,11 @@ __all__ = [
     "AccountingError",
     "AsyncSyncKwargs",
     "BridgeError",
+    "Check",
+    "CheckStatus",
     "CustomerStep",
     "CustomerTransform",
+    "DoctorReport",
     "FieldSpec",
     "FileState",
     "Lookup",
@@ -87,6 +105,7 @@ __all__ = [
     "ProgressArg",
     "ProgressCallback",
     "ProgressEvent",
+    "SettingSource",
     "SkipTrade",
     "State",
     "StateError",
@@ -103,6 +122,7 @@ __all__ = [
     "TradeOutcome",
     "Transform",
     "async_sync_customers",
+    "doctor",
     "load_tenants",
     "split_windows",
     "sync_customers",

@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="random seed of the trades (7)")
     demo.add_argument("--async", dest="use_async", action="store_true", help="use the async engine")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument(
+        "--doctor",
+        action="store_true",
+        help="run huke-k3 doctor's checks against the demo's simulators instead of the syncs",
+    )
 
     sync = commands.add_parser(
         "sync",
@@ -399,6 +404,7 @@ def main(
                 seed=args.seed,
                 use_async=args.use_async,
                 progress=False if args.no_progress else None,
+                doctor=args.doctor,
                 out=out,
             )
         if args.command == "doctor":

@@ -121,6 +121,18 @@ def _run_sync(
         return sync_customers(huke, k3, options=options)
 
 
+def _run_doctor(huke_url: str, k3_url: str, transform: CustomerTransform, out: TextIO) -> int:
+    from ._doctor import doctor
+
+    with (
+        HukeClient(_HUKE_KEY, _HUKE_SECRET, base_url=huke_url) as huke,
+        K3CloudClient(k3_url, **_K3_CREDENTIALS) as k3,
+    ):
+        report = doctor(huke, k3, transform=transform)
+    print(report, file=out)
+    return report.exit_code
+
+
 def run_demo(
     *,
     trades: int = 60,
@@ -128,10 +140,12 @@ def run_demo(
     seed: int = 7,
     use_async: bool = False,
     progress: ProgressArg = None,
+    doctor: bool = False,
     out: TextIO,
 ) -> int:
     """Run the demo, printing to ``out``; 0 when the second run created nothing and no
-    customer number exists twice."""
+    customer number exists twice. With ``doctor``, run ``huke-k3 doctor``'s checks against the
+    demo's simulators instead of the syncs; its exit status."""
     now_ms = int(time.time() * 1000)
     items = demo_trades(trades=trades, buyers=buyers, seed=seed, now_ms=now_ms)
     existing = _existing_customer(items)
@@ -141,19 +155,23 @@ def run_demo(
     fake_k3 = FakeK3Cloud(**_K3_CREDENTIALS)
     fake_k3.seed("BD_Customer", [existing.to_wire()])
     distinct = len({t["buyerCid"] for t in items if "buyerCid" in t})
-    engine = "async_sync_customers" if use_async else "sync_customers"
+    engine = (
+        "huke-k3 doctor" if doctor else "async_sync_customers" if use_async else "sync_customers"
+    )
     print(
         f"Demo: {plural(len(items), 'Huke trade')} from {plural(distinct, 'buyer')} in the last "
         "20 hours "
         "(repeat buyers, one renamed, one trade without buyerCid);\n"
         f"K/3 Cloud already holds customer {existing.number} ({existing.name}).\n"
         f"Both services are simulators on 127.0.0.1; {engine} talks to them through the real "
-        "clients (signed requests).\n",
+        f"clients (signed requests){': it saves nothing' if doctor else ''}.\n",
         file=out,
     )
     with fake_huke.serve() as huke_server, fake_k3.serve() as k3_server:
         huke_url = huke_server.url + "/openapi"
         k3_url = k3_server.url + "/k3cloud/"
+        if doctor:
+            return _run_doctor(huke_url, k3_url, transform, out)
         options: dict[str, Any] = {"transform": transform, "use_async": use_async}
         first = _run_sync(huke_url, k3_url, progress=progress, **options)
         print("First run:", file=out)

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from _huke_k3_core import plural
 from huke_client import HukeClient, HukeConfigError, SearchOptions
 from k3cloud_client import K3CloudClient, K3CloudConfigError
 
@@ -68,7 +69,7 @@ def _transform_text(transform: Transform) -> str:
         if transform.fields:
             parts.append(f"fields {', '.join(transform.fields)}")
         if transform.steps:
-            parts.append(f"{len(transform.steps)} step(s)")
+            parts.append(plural(len(transform.steps), "step"))
         return f"CustomerTransform({', '.join(parts)})"
     return getattr(transform, "__qualname__", type(transform).__name__)
 

@@ -19,7 +19,7 @@ def report_html(report: DoctorReport) -> Html:
         note = check.fix if check.fix and check.status in ("fail", "warn", "skip") else ""
         rows.append((check.mark, check.section, check.title, check.summary, note))
     parts: list[object] = [
-        paragraph(f"{report.duration:.1f}s", bold=report.headline()),
+        paragraph(f"({report.duration:.2f}s)", bold=report.headline()),
         table(("", "section", "check", "found", "fix"), rows, limit=300),
     ]
     for check in report.checks:

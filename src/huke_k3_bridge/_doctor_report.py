@@ -176,7 +176,7 @@ class DoctorReport:
                     lines.append(f"      fix: {one_line(check.fix, _LINE)}")
                 lines.extend(f"      {line}" for line in _detail_lines(check))
             lines.append("")
-        lines.append(f"took {self.duration:.1f}s; exit status {self.exit_code}")
+        lines.append(f"took {self.duration:.2f}s; exit status {self.exit_code}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

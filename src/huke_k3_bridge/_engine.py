@@ -17,6 +17,7 @@ from typing import Any
 
 from typing_extensions import Self, Unpack
 
+from _huke_k3_core import plural
 from _huke_k3_core._signature import spell_out_options
 from huke_client import AsyncHukeClient, HukeClient
 from k3cloud_client import AsyncK3CloudClient, K3CloudClient
@@ -64,10 +65,10 @@ class _Run:
             self._release()
             raise
         logger.info(
-            "sync %s .. %s in %d window(s)%s%s",
+            "sync %s .. %s in %s%s%s",
             ms_to_datetime(self.range.start_ms, self.zone).isoformat(timespec="seconds"),
             ms_to_datetime(self.range.end_ms, self.zone).isoformat(timespec="seconds"),
-            len(self.range.windows),
+            plural(len(self.range.windows), "window"),
             " (resumed from the stored watermark)" if self.range.resumed_from is not None else "",
             " (dry run)" if options.dry_run else "",
         )
@@ -145,7 +146,7 @@ class _Run:
             counts or "none",
             ""
             if report.ok
-            else f"; {len(report.failures)} failed, {len(report.errors)} run error(s)",
+            else f"; {len(report.failures)} failed, {plural(len(report.errors), 'run error')}",
         )
         for error in report.errors:
             logger.error("%s", error)

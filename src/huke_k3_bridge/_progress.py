@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol, TextIO, TypeAlias
 
 import attrs
 
+from _huke_k3_core import plural
+
 logger = logging.getLogger("huke_k3_bridge")
 
 Phase = Literal["fetch", "check", "save", "done"]
@@ -43,7 +45,7 @@ class ProgressEvent:
 
     def __str__(self) -> str:
         if self.phase == "done":
-            return f"done: {self.done} trades accounted for"
+            return f"done: {plural(self.done, 'trade')} accounted for"
         of = f"/{self.total}" if self.total is not None else ""
         return f"{_LABELS[self.phase]}: {self.done}{of}"
 

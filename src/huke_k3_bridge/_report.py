@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import attrs
 
-from _huke_k3_core import one_line
+from _huke_k3_core import one_line, plural
 from _huke_k3_core._html import block, pairs, paragraph, table
 
 from ._errors import AccountingError
@@ -167,7 +167,9 @@ class SyncReport:
         expected = self.total if fetched is None else fetched
         problems: list[str] = []
         if self.total != expected:
-            problems.append(f"{expected} trades fetched but {self.total} outcomes")
+            problems.append(
+                f"{plural(expected, 'trade')} fetched but {plural(self.total, 'outcome')}"
+            )
         positions = [o.position for o in self.outcomes]
         if positions != list(range(len(positions))):
             problems.append("outcome positions are not 0..n-1 in order")
@@ -227,7 +229,7 @@ class SyncReport:
     def _count_line(self) -> str:
         counts = self.counts
         parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES)
-        return f"{self.total} trades: {parts}"
+        return f"{plural(self.total, 'trade')}: {parts}"
 
     def _listed(self) -> Iterable[TradeOutcome]:
         return (*self.by_status("failed"), *self.by_status("uncertain"), *self.by_status("skipped"))
@@ -271,7 +273,7 @@ class SyncReport:
             figures.append(("watermark advanced to", _when(self.watermark)))
         figures.append(("errors", len(self.errors)))
         parts = [
-            paragraph(f"({self.total} trades)", bold=self._headline()),
+            paragraph(f"({plural(self.total, 'trade')})", bold=self._headline()),
             table((*STATUSES, "total"), [(*(counts[s] for s in STATUSES), self.total)]),
             pairs(figures),
         ]

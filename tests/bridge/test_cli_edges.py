@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 
@@ -27,6 +28,8 @@ from huke_k3_bridge._cli import build_parser, main
         (["demo", "--trades", "5", "-v"], 1),
         (["dispatch", "-v"], 1),
         (["-v", "dispatch", "-v", "--tenant", "a"], 2),
+        (["doctor", "-v"], 1),
+        (["-v", "doctor", "-vv", "--json"], 3),
     ],
 )
 def test_verbosity_counts_before_and_after_the_command(argv: list[str], verbose: int) -> None:
@@ -87,3 +90,14 @@ def test_usage_errors_go_to_the_given_stream() -> None:
     assert main(["sync", "--batch-size", "0"], stdout=out, stderr=err) == 2
     assert "usage: huke-k3 sync" in err.getvalue()
     assert out.getvalue() == ""
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``huke-k3 doctor | head``: no traceback when the pipe closes, and 128 + SIGPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with capsys.disabled(), os.fdopen(write_end, "w") as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        assert __main__.main(["--version"]) == __main__.EXIT_BROKEN_PIPE

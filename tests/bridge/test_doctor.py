@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -242,3 +244,63 @@ def test_python_api_with_given_clients_and_html() -> None:
     assert "<table" in html
     assert len(html) < 64_000
     assert repr(report).startswith("DoctorReport(ok=True")
+
+
+def test_demo_doctor_passes_every_required_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--doctor", "--trades", "20", "--buyers", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "huke-k3 doctor: all " in out
+    assert "every required one passed" in out
+    assert "✗" not in out
+    assert "✓ Description lookup: configured" in out  # the demo's user-owned data set
+
+
+def test_doctor_of_a_tenant_shows_the_tenants_file_as_the_source(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with _served(clean_env) as _:
+        tenants = tmp_path / "tenants.toml"
+        tenants.write_text(
+            f"""
+[tenants.north.huke]
+app_key_env = "NORTH_KEY"
+app_secret_env = "NORTH_SECRET"
+base_url = "{os.environ["HUKE_BASE_URL"]}"
+
+[tenants.north.k3]
+server_url = "{os.environ["K3CLOUD_SERVER_URL"]}"
+acct_id = "{K3_CREDENTIALS["acct_id"]}"
+user_name = "{K3_CREDENTIALS["user_name"]}"
+app_id_env = "NORTH_APP_ID"
+app_secret_env = "NORTH_APP_SECRET"
+""",
+            encoding="utf-8",
+        )
+        clean_env.setenv("NORTH_KEY", HUKE_KEY)
+        clean_env.setenv("NORTH_SECRET", HUKE_SECRET)
+        clean_env.setenv("NORTH_APP_ID", K3_CREDENTIALS["app_id"])
+        clean_env.setenv("NORTH_APP_SECRET", K3_CREDENTIALS["app_secret"])
+        argv = ["--tenants", str(tenants), "--tenant", "north", "--no-network"]
+        status, text, report = _run(capsys, *argv)
+        assert main(["doctor", "--tenants", str(tenants), "--tenant", "south"]) == 2
+        assert "south" in capsys.readouterr().err
+    assert status == 0, text
+    sources = {(s["scope"], s["name"]): s["source"] for s in report["settings"]}
+    assert sources[("huke", "app_secret")].startswith("environment NORTH_SECRET (named by")
+    assert sources[("bridge", "transform")].startswith("tenants file")
+    _assert_no_secret(text)
+
+
+def test_sync_reads_an_unfamiliar_reply_shape_with_items_key(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def odd_shape(*args: Any, **kwargs: Any) -> FakeHuke:
+        return FakeHuke(*args, items_key="tradeList", **kwargs)
+
+    with _served(clean_env, huke=odd_shape):
+        assert main(["sync", "--since", "20h", "--no-progress", "--json"]) == 1
+        assert "tradeList" in capsys.readouterr().out
+        argv = ["sync", "--since", "20h", "--no-progress", "--json", "--items-key", "tradeList"]
+        assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"]["created"] == 5

@@ -28,7 +28,7 @@ from k3cloud_client import (
 )
 from k3cloud_client._config import settings_from_env, settings_from_ini
 from k3cloud_client.signing import split_app_id
-from k3cloud_client.testing import FakeK3Cloud
+from k3cloud_client.testing import TEST_APP_ID, FakeK3Cloud
 
 from .conftest import FAST, K3_CREDENTIALS
 from .stubs import StubHuke, StubK3
@@ -271,3 +271,34 @@ def test_a_call_that_raised_is_logged_with_its_customers(
     with caplog.at_level(logging.WARNING, logger="huke_k3_bridge"):
         sync_customers(huke, k3, start=0, end=10_000, progress=False)  # type: ignore[arg-type]
     assert "Save of 1 customer failed: refused" in caplog.messages, caplog.messages
+
+
+def test_a_one_trade_report_and_progress_say_trade() -> None:
+    from huke_k3_bridge import ProgressEvent
+
+    assert str(ProgressEvent("done", 1)) == "done: 1 trade accounted for"
+    when = datetime(2024, 6, 1, tzinfo=timezone.utc)
+    outcome = TradeOutcome(position=0, status="skipped", trade_id="T1", reason="no buyerCid")
+    report = SyncReport(start=when, end=when, outcomes=(outcome,))
+    assert "\n  1 trade: " in str(report)
+    assert "(1 trade)" in report._repr_html_()
+
+
+def test_the_run_log_counts_one_window(caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakeHuke("k", "s", trades=[fake_trade(create_time=1_717_200_000_000, tid="T1")])
+    k3_fake = FakeK3Cloud(acct_id="a", user_name="u", app_id=TEST_APP_ID, app_secret="s" * 32)
+    k3 = K3CloudClient(
+        "http://k3.test/k3cloud/",
+        acct_id="a",
+        user_name="u",
+        app_id=TEST_APP_ID,
+        app_secret="s" * 32,
+        http_client=httpx.Client(transport=k3_fake.transport()),
+    )
+    with caplog.at_level(logging.INFO, logger="huke_k3_bridge"), fake.client() as huke:
+        report = sync_customers(
+            huke, k3, start=1_717_199_000_000, end=1_717_201_000_000, dry_run=True, progress=False
+        )
+    assert report.ok, report
+    assert any(" in 1 window" in r.getMessage() for r in caplog.records)
+    assert not any("window(s)" in r.getMessage() for r in caplog.records)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from _huke_k3_core import plural
+
 from ._replies import NO_PERMISSION_MESSAGE, Fail
 from ._store import Form
 
@@ -69,5 +71,7 @@ def _pairs(form_id: str, permissions: tuple[str, ...]) -> set[tuple[str, str]]:
         raise ValueError(f"name at least one permission: {', '.join(PERMISSIONS)}")
     unknown = [p for p in permissions if p not in PERMISSIONS]
     if unknown:
-        raise ValueError(f"unknown permission(s) {unknown!r}: known are {', '.join(PERMISSIONS)}")
+        raise ValueError(
+            f"unknown {plural(len(unknown), 'permission', counted=False)} {unknown!r}: known are {', '.join(PERMISSIONS)}"
+        )
     return {(form_id.upper(), permission) for permission in permissions}
