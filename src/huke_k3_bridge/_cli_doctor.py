@@ -9,29 +9,27 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from typing import Any, TextIO
+
+from ._doctor import DEFAULT_SAMPLE_SIZE, DEFAULT_SAMPLE_SPAN
 
 EXIT_USAGE = 2
 
 
-def _hours(text: str) -> float:
-    try:
-        hours = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hours") from None
-    if not math.isfinite(hours) or hours <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the hours must be more than 0")
-    return hours
+def _more_than_zero(unit: str) -> Callable[[str], float]:
+    """An argparse type: a finite number of ``unit`` above 0."""
 
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not math.isfinite(value) or value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: the {unit} must be more than 0")
+        return value
 
-def _seconds(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: the seconds must be more than 0")
-    return seconds
+    return parse
 
 
 def add_doctor_command(commands: Any) -> None:
@@ -54,13 +52,17 @@ def add_doctor_command(commands: Any) -> None:
     doctor.add_argument("--tenant", metavar="NAME", help="the tenant of --tenants to check")
     doctor.add_argument(
         "--hours",
-        type=_hours,
-        default=24.0,
+        type=_more_than_zero("hours"),
+        default=DEFAULT_SAMPLE_SPAN.total_seconds() / 3600,
         metavar="HOURS",
         help="sample trades from this many hours back (24)",
     )
     doctor.add_argument(
-        "--sample", type=_positive_int, default=20, metavar="N", help="trades to sample (20)"
+        "--sample",
+        type=_positive_int,
+        default=DEFAULT_SAMPLE_SIZE,
+        metavar="N",
+        help="trades to sample (20)",
     )
     doctor.add_argument(
         "--items-key",
@@ -72,7 +74,7 @@ def add_doctor_command(commands: Any) -> None:
     )
     doctor.add_argument(
         "--max-clock-skew",
-        type=_seconds,
+        type=_more_than_zero("seconds"),
         default=60.0,
         metavar="SECONDS",
         help="fail when this machine's clock is further off a server's (60)",
@@ -84,47 +86,39 @@ def run_doctor_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     """The ``doctor`` command; its exit status."""
     from datetime import timedelta
 
+    import attrs
+
     from huke_client import AsyncHukeClient, SearchOptions
     from k3cloud_client import AsyncK3CloudClient
 
     from ._cli import chosen_tenant, make_clients
-    from ._doctor import run_doctor
+    from ._doctor import DoctorOptions, diagnose
 
+    options = DoctorOptions(
+        span=timedelta(hours=args.hours),
+        sample_size=args.sample,
+        search=SearchOptions(items_key=args.items_key) if args.items_key else None,
+        network=not args.no_network,
+        max_clock_skew=args.max_clock_skew,
+    )
+    sources = {"items_key": "flag --items-key"} if args.items_key else {}
+    if options.span != DEFAULT_SAMPLE_SPAN or options.sample_size != DEFAULT_SAMPLE_SIZE:
+        sources["sample"] = "flags --hours / --sample"
     tenant = None
-    options: dict[str, Any] = {}
-    sources: dict[str, str] = {}
     if args.tenants is not None or args.tenant is not None:
         chosen = chosen_tenant(args)
         if isinstance(chosen, str):
             print(f"huke-k3: {chosen}", file=err)
             return EXIT_USAGE
         tenant, tenant_options = chosen
-        options["transform"] = tenant_options["transform"]
+        options = attrs.evolve(options, transform=tenant_options["transform"])
         sources["transform"] = f"tenants file {str(args.tenants)!r} [tenants.{tenant.name}]"
-    search = None
-    if args.items_key:
-        search = SearchOptions(items_key=args.items_key)
-        sources["items_key"] = "flag --items-key"
-    sources["sample"] = (
-        "flags --hours/--sample" if args.hours != 24.0 or args.sample != 20 else ("default")
-    )
     huke, k3, errors = make_clients(args, tenant)
     # The parser sets use_async=False for doctor: the clients are the sync ones.
     assert not isinstance(huke, AsyncHukeClient)
     assert not isinstance(k3, AsyncK3CloudClient)
     try:
-        report = run_doctor(
-            huke,
-            k3,
-            span=timedelta(hours=args.hours),
-            sample_size=args.sample,
-            search=search,
-            network=not args.no_network,
-            max_clock_skew=args.max_clock_skew,
-            config_errors=errors,
-            sources=sources,
-            **options,
-        )
+        report = diagnose(huke, k3, options, config_errors=errors, sources=sources)
     finally:
         for client in (huke, k3):
             if client is not None:

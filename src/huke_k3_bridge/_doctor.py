@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
+
 from _huke_k3_core import plural
 from huke_client import HukeClient, HukeConfigError, SearchOptions
 from k3cloud_client import K3CloudClient, K3CloudConfigError
@@ -74,18 +76,13 @@ def _transform_text(transform: Transform) -> str:
     return getattr(transform, "__qualname__", type(transform).__name__)
 
 
-def _bridge_settings(
-    transform: Transform,
-    search: SearchOptions | None,
-    span: timedelta,
-    sample_size: int,
-    sources: Mapping[str, str],
-) -> list[SettingSource]:
+def _bridge_settings(options: DoctorOptions, sources: Mapping[str, str]) -> list[SettingSource]:
     def setting(name: str, value: str, given: bool) -> SettingSource:
         source = sources.get(name, "argument" if given else "default")
         return SettingSource(scope="bridge", name=name, value=value, source=source)
 
-    hours = span.total_seconds() / 3600
+    transform, search = options.transform, options.search
+    hours = options.span.total_seconds() / 3600
     return [
         setting("transform", _transform_text(transform), transform is not trade_to_customer),
         setting(
@@ -93,7 +90,7 @@ def _bridge_settings(
             repr(search.items_key) if search and search.items_key else "detected",
             bool(search and search.items_key),
         ),
-        setting("sample", f"{sample_size} trades of the last {hours:g} h", False),
+        setting("sample", f"{options.sample_size} trades of the last {hours:g} h", False),
     ]
 
 
@@ -120,6 +117,28 @@ def _owned(client: Any, owned: bool) -> Iterator[None]:
     finally:
         if owned and client is not None:
             client.close()
+
+
+@attrs.frozen(kw_only=True)
+class DoctorOptions:
+    """What :func:`doctor` checks with: its keyword arguments (the CLI builds one from its flags)."""
+
+    transform: Transform = trade_to_customer
+    span: timedelta = DEFAULT_SAMPLE_SPAN
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    search: SearchOptions | None = None
+    network: bool = True
+    verify: bool | str | ssl.SSLContext = True
+    max_clock_skew: float = 60.0
+    timeout: float = 10.0
+    environ: Mapping[str, str] | None = None
+    end: datetime | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.sample_size < 1:
+            raise ValueError(f"sample_size must be at least 1, got {self.sample_size!r}")
+        if self.span <= timedelta(0):
+            raise ValueError(f"span must be positive, got {self.span!r}")
 
 
 def doctor(
@@ -158,9 +177,7 @@ def doctor(
         report.ok, report.failed
         ```
     """
-    return run_doctor(
-        huke,
-        k3,
+    options = DoctorOptions(
         transform=transform,
         span=span,
         sample_size=sample_size,
@@ -172,22 +189,14 @@ def doctor(
         environ=environ,
         end=end,
     )
+    return diagnose(huke, k3, options)
 
 
-def run_doctor(
+def diagnose(
     huke: HukeClient | None,
     k3: K3CloudClient | None,
+    options: DoctorOptions,
     *,
-    transform: Transform = trade_to_customer,
-    span: timedelta = DEFAULT_SAMPLE_SPAN,
-    sample_size: int = DEFAULT_SAMPLE_SIZE,
-    search: SearchOptions | None = None,
-    network: bool = True,
-    verify: bool | str | ssl.SSLContext = True,
-    max_clock_skew: float = 60.0,
-    timeout: float = 10.0,
-    environ: Mapping[str, str] | None = None,
-    end: datetime | None = None,
     config_errors: Mapping[str, Exception] | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> DoctorReport:
@@ -199,23 +208,19 @@ def run_doctor(
                 f"doctor() takes a {kind.__name__} as {name}, not {type(client).__name__} "
                 "(the doctor runs its checks one after the other)"
             )
-    if sample_size < 1:
-        raise ValueError(f"sample_size must be at least 1, got {sample_size!r}")
-    if span <= timedelta(0):
-        raise ValueError(f"span must be positive, got {span!r}")
     started_at = datetime.now().astimezone()
     started = time.perf_counter()
     errors: dict[str, Exception] = dict(config_errors or {})
     owns_huke = owns_k3 = False
     if huke is None and "huke" not in errors:
         try:
-            huke = HukeClient.from_env(environ)
+            huke = HukeClient.from_env(options.environ)
             owns_huke = True
         except HukeConfigError as exc:
             errors["huke"] = exc
     if k3 is None and "k3" not in errors:
         try:
-            k3 = K3CloudClient.from_env(environ=environ)
+            k3 = K3CloudClient.from_env(environ=options.environ)
             owns_k3 = True
         except K3CloudConfigError as exc:
             errors["k3"] = exc
@@ -223,7 +228,7 @@ def run_doctor(
         settings = [
             *_client_settings("huke", huke),
             *_client_settings("k3", k3),
-            *_bridge_settings(transform, search, span, sample_size, sources or {}),
+            *_bridge_settings(options, sources or {}),
         ]
         checks = [
             _settings_check(
@@ -239,23 +244,8 @@ def run_doctor(
                 "set K3CLOUD_SERVER_URL, K3CLOUD_ACCT_ID, K3CLOUD_USER_NAME and K3CLOUD_APP_ID + "
                 "K3CLOUD_APP_SECRET, or pass --k3-ini conf.ini",
             ),
+            *_checks(huke, k3, options),
         ]
-        checks.extend(
-            _checks(
-                huke,
-                k3,
-                transform=transform,
-                span=span,
-                sample_size=sample_size,
-                search=search,
-                network=network,
-                verify=verify,
-                max_clock_skew=max_clock_skew,
-                timeout=timeout,
-                environ=environ,
-                end=end,
-            )
-        )
     return DoctorReport(
         settings=tuple(settings),
         checks=tuple(checks),
@@ -265,19 +255,7 @@ def run_doctor(
 
 
 def _checks(
-    huke: HukeClient | None,
-    k3: K3CloudClient | None,
-    *,
-    transform: Transform,
-    span: timedelta,
-    sample_size: int,
-    search: SearchOptions | None,
-    network: bool,
-    verify: bool | str | ssl.SSLContext,
-    max_clock_skew: float,
-    timeout: float,
-    environ: Mapping[str, str] | None,
-    end: datetime | None,
+    huke: HukeClient | None, k3: K3CloudClient | None, options: DoctorOptions
 ) -> list[Check]:
     from ._doctor_huke import huke_checks
     from ._doctor_k3 import K3_CHECKS, k3_checks
@@ -285,7 +263,7 @@ def _checks(
     from ._doctor_sample import CHECKS as HUKE_CHECKS
 
     checks: list[Check] = []
-    if network:
+    if options.network:
         for service, label, client in (("huke", "Huke", huke), ("k3", "K/3 Cloud", k3)):
             if client is None:
                 continue
@@ -294,20 +272,20 @@ def _checks(
                     service,
                     label,
                     client.base_url,
-                    verify=verify,
-                    timeout=timeout,
-                    max_clock_skew=max_clock_skew,
-                    environ=environ,
+                    verify=options.verify,
+                    timeout=options.timeout,
+                    max_clock_skew=options.max_clock_skew,
+                    environ=options.environ,
                 )
             )
-    until = end if end is not None else datetime.now().astimezone()
-    since = until - span
+    until = options.end if options.end is not None else datetime.now().astimezone()
+    since = until - options.span
     trades = None
     if huke is None:
         checks.extend(_skip_all(HUKE_CHECKS, "the Huke settings are incomplete"))
     else:
         huke_found, sample = huke_checks(
-            huke, start=since, end=until, page_size=sample_size, search=search
+            huke, start=since, end=until, page_size=options.sample_size, search=options.search
         )
         checks.extend(huke_found)
         if any(c.id == "huke.auth" and c.status == "pass" for c in huke_found):
@@ -315,5 +293,7 @@ def _checks(
     if k3 is None:
         checks.extend(_skip_all(K3_CHECKS, "the K/3 Cloud settings are incomplete"))
     else:
-        checks.extend(k3_checks(k3, transform=transform, trades=trades, start=since, end=until))
+        checks.extend(
+            k3_checks(k3, transform=options.transform, trades=trades, start=since, end=until)
+        )
     return checks

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,14 +18,6 @@ from huke_k3_bridge.__main__ import main
 from huke_k3_bridge._cli import build_parser, parse_duration, parse_time
 
 from .conftest import HOUR_MS, HUKE_KEY, HUKE_SECRET, K3_CREDENTIALS, Stage
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith(("HUKE_", "K3CLOUD_")):
-            monkeypatch.delenv(name)
-    return monkeypatch
 
 
 def test_demo_exits_0_and_second_run_creates_nothing(capsys: pytest.CaptureFixture[str]) -> None:
