@@ -12,21 +12,23 @@ import math
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ._doctor import DEFAULT_SAMPLE_SIZE, DEFAULT_SAMPLE_SPAN
+from ._doctor import DEFAULT_SAMPLE_SIZE, DEFAULT_SAMPLE_SPAN, MAX_SAMPLE_SPAN
 
 EXIT_USAGE = 2
 
 
-def _more_than_zero(unit: str) -> Callable[[str], float]:
-    """An argparse type: a finite number of ``unit`` above 0."""
+def _more_than_zero(unit: str, most: float) -> Callable[[str], float]:
+    """An argparse type: a number of ``unit`` above 0 and at most ``most``."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: the {unit} must be more than 0")
+        if not (math.isfinite(value) and 0 < value <= most):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: the {unit} must be more than 0, at most {most:g}"
+            )
         return value
 
     return parse
@@ -52,7 +54,7 @@ def add_doctor_command(commands: Any) -> None:
     doctor.add_argument("--tenant", metavar="NAME", help="the tenant of --tenants to check")
     doctor.add_argument(
         "--hours",
-        type=_more_than_zero("hours"),
+        type=_more_than_zero("hours", MAX_SAMPLE_SPAN.total_seconds() / 3600),
         default=DEFAULT_SAMPLE_SPAN.total_seconds() / 3600,
         metavar="HOURS",
         help="sample trades from this many hours back (24)",
@@ -74,7 +76,7 @@ def add_doctor_command(commands: Any) -> None:
     )
     doctor.add_argument(
         "--max-clock-skew",
-        type=_more_than_zero("seconds"),
+        type=_more_than_zero("seconds", 86400),
         default=60.0,
         metavar="SECONDS",
         help="fail when this machine's clock is further off a server's (60)",

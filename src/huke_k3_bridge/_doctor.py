@@ -8,23 +8,30 @@ run. ``huke-k3 doctor`` prints the same report.
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
+import httpx
 
 from _huke_k3_core import plural
-from huke_client import HukeClient, HukeConfigError, SearchOptions
+from huke_client import HukeClient, HukeConfigError, RetryPolicy, SearchOptions
 from k3cloud_client import K3CloudClient, K3CloudConfigError
 
 from ._doctor_report import Check, DoctorReport, SettingSource
 from ._transform import CustomerTransform, Transform, trade_to_customer
 
+C = TypeVar("C", HukeClient, K3CloudClient)
+
 #: How far back the doctor samples trades by default.
 DEFAULT_SAMPLE_SPAN = timedelta(hours=24)
+#: The longest span the doctor samples from (Huke keeps no trade that old, and the arithmetic of
+#: times stays in range).
+MAX_SAMPLE_SPAN = timedelta(days=3660)
 #: How many trades the doctor samples by default (one page).
 DEFAULT_SAMPLE_SIZE = 20
 
@@ -110,6 +117,21 @@ def _client_settings(scope: str, client: Any) -> list[SettingSource]:
     ]
 
 
+def _bounded(client: C | None, options: DoctorOptions) -> C | None:
+    """A copy of ``client`` (sharing its connections) whose calls end within about the doctor's
+    ``timeout``: that timeout per request, one retry, short waits. The sync's own settings are
+    for long runs; a check that hangs for minutes helps nobody."""
+    if client is None:
+        return None
+    retry = RetryPolicy(
+        max_retries=1,
+        initial_delay=0.2,
+        max_delay=1.0,
+        max_retry_after=min(1.0, options.timeout),
+    )
+    return client.with_options(timeout=httpx.Timeout(options.timeout), retry=retry)
+
+
 @contextlib.contextmanager
 def _owned(client: Any, owned: bool) -> Iterator[None]:
     try:
@@ -137,8 +159,13 @@ class DoctorOptions:
     def __attrs_post_init__(self) -> None:
         if self.sample_size < 1:
             raise ValueError(f"sample_size must be at least 1, got {self.sample_size!r}")
-        if self.span <= timedelta(0):
-            raise ValueError(f"span must be positive, got {self.span!r}")
+        if not timedelta(0) < self.span <= MAX_SAMPLE_SPAN:
+            raise ValueError(
+                f"span must be more than 0 and at most {MAX_SAMPLE_SPAN.days} days, got "
+                f"{self.span!r}"
+            )
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ValueError(f"timeout must be seconds > 0, got {self.timeout!r}")
 
 
 def doctor(
@@ -244,7 +271,7 @@ def diagnose(
                 "set K3CLOUD_SERVER_URL, K3CLOUD_ACCT_ID, K3CLOUD_USER_NAME and K3CLOUD_APP_ID + "
                 "K3CLOUD_APP_SECRET, or pass --k3-ini conf.ini",
             ),
-            *_checks(huke, k3, options),
+            *_checks(_bounded(huke, options), _bounded(k3, options), options),
         ]
     return DoctorReport(
         settings=tuple(settings),

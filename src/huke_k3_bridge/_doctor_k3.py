@@ -9,12 +9,13 @@ organisation's copy), and only the saves are left out.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from huke_client import HukeClient, Trade, TradePage
 from k3cloud_client import (
+    Customer,
     K3CloudAPIError,
     K3CloudAuthenticationError,
     K3CloudClient,
@@ -23,10 +24,12 @@ from k3cloud_client import (
     K3CloudHTTPError,
     LoginError,
     PermissionDeniedError,
+    SessionLostError,
     filters,
 )
 
 from ._doctor_report import Check
+from ._doctor_sample import mask_value
 from ._errors import error_text
 from ._report import SyncReport
 from ._transform import CustomerTransform, Transform, prepare_trade
@@ -41,6 +44,7 @@ K3_CHECKS: Mapping[str, tuple[str, bool]] = {
     "k3.org": ("Organisations of the transform", True),
     "k3.dry_run": ("Dry run of the transform over the sample", True),
     "k3.description": ("Description lookup", False),
+    "k3.save": ("Permission to save, submit and audit customers", False),
 }
 _SETTINGS_FIX = (
     "check K3CLOUD_SERVER_URL (it ends in /k3cloud/), K3CLOUD_ACCT_ID, K3CLOUD_USER_NAME and "
@@ -124,7 +128,29 @@ def _dry_run(
     )
 
 
-def _dry_run_check(report: SyncReport) -> Check:
+def _masking(trades: Sequence[Trade], customers: Sequence[Customer]) -> Callable[[str], str]:
+    """A function hiding in a text the buyers' ids, names and customer numbers of the sample
+    (the reasons of the dry run quote them: ``could not check whether customer 138… exists``),
+    masked as the sample trade shows them."""
+    values = {c.number for c in customers} | {c.name for c in customers}
+    for trade in trades:
+        for key in ("buyerCid", "buyerNick"):
+            value = trade.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                values.add(str(value))
+    # Longest first: a number inside a longer one must not leave the rest of it showing.
+    shown = sorted((v for v in values if len(v) > 1), key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for value in shown:
+            if value in text:
+                text = text.replace(value, str(mask_value(value)))
+        return text
+
+    return mask
+
+
+def _dry_run_check(report: SyncReport, mask: Callable[[str], str]) -> Check:
     counts = report.counts
     would = [
         f"{counts['created']} would be created",
@@ -136,17 +162,20 @@ def _dry_run_check(report: SyncReport) -> Check:
     if counts["failed"] or counts["uncertain"]:
         would.append(f"{counts['failed'] + counts['uncertain']} failed")
     reasons = collections.Counter(
-        (o.status, o.reason or "") for o in report.outcomes if o.status in ("skipped", "failed")
+        (o.status, mask(o.reason or ""))
+        for o in report.outcomes
+        if o.status in ("skipped", "failed", "uncertain")
     )
+    errors = [mask(error) for error in report.errors]
     lines = [f"{status}: {reason} (x{n})" for (status, reason), n in reasons.most_common(10)]
-    lines.extend(f"error: {error}" for error in report.errors[:5])
+    lines.extend(f"error: {error}" for error in errors[:5])
     details = {
         "counts": dict(counts),
         "reasons": [
             {"status": status, "reason": reason, "trades": n}
             for (status, reason), n in reasons.most_common()
         ],
-        "errors": list(report.errors),
+        "errors": errors,
         "lines": lines,
     }
     summary = f"{report.total} sampled trades: " + ", ".join(would)
@@ -159,12 +188,14 @@ def _dry_run_check(report: SyncReport) -> Check:
             "error in the account's settings",
             details=details,
         )
-    if report.total and counts["skipped"] == report.total:
+    if report.total and not (counts["created"] or counts["existed"] or counts["updated"]):
+        # Nothing would become a customer: the sync would run, say OK, and do nothing.
         return _check(
             "dry_run",
-            "warn",
+            "fail",
             summary,
-            fix="every sampled trade was skipped: check the reasons below and the transform",
+            fix="no sampled trade would become a customer: check the reasons below and the "
+            "transform (the field its FNumber comes from)",
             details=details,
         )
     return _check("dry_run", "pass", summary, details=details)
@@ -202,6 +233,22 @@ def _description_check(transform: Transform, customers: Sequence[Any]) -> Check:
     )
 
 
+def _closing_checks(transform: Transform, customers: Sequence[Customer]) -> list[Check]:
+    """What the doctor can say without saving: the description lookup, and that the rights to
+    save are not tried."""
+    return [
+        _description_check(transform, customers),
+        _check(
+            "save",
+            "info",
+            "not tried: the doctor saves nothing. The sync saves, submits and audits customers "
+            "(IsAutoSubmitAndAudit): the user's role needs 新增/保存, 提交 and 审核 on 客户 "
+            "(BD_Customer); a refusal shows in the first sync's report as MsgCode 2",
+            required=False,
+        ),
+    ]
+
+
 def k3_checks(
     k3: K3CloudClient,
     *,
@@ -223,6 +270,21 @@ def k3_checks(
     permission: Check
     try:
         k3.execute_bill_query(form_id, ["FNumber"], top_row_count=1, limit=1)
+    except SessionLostError as exc:
+        # MsgCode 1 on the very first call: the login did not give a session that holds.
+        checks.append(
+            _check(
+                "auth",
+                "fail",
+                f"K/3 Cloud answered the first call with a lost session: {error_text(exc)}",
+                fix="check the account id and user (the data centre), and that no other client "
+                "logs in as this user at the same time (each login ends the last session)",
+            )
+        )
+        for id_ in ("permission", "org", "dry_run"):
+            checks.append(_skipped(id_, "K/3 Cloud authentication failed"))
+        checks.extend(_closing_checks(transform, customers))
+        return checks
     except PermissionDeniedError as exc:
         checks.append(_check("auth", "pass", "logged in"))
         permission = _check(
@@ -245,7 +307,7 @@ def k3_checks(
         checks.append(_check("auth", "fail", summary, fix=fix))
         for id_ in ("permission", "org", "dry_run"):
             checks.append(_skipped(id_, "K/3 Cloud authentication failed"))
-        checks.append(_description_check(transform, customers))
+        checks.extend(_closing_checks(transform, customers))
         return checks
     else:
         checks.append(_check("auth", "pass", "logged in"))
@@ -283,7 +345,8 @@ def k3_checks(
         )
     else:
         try:
-            checks.append(_dry_run_check(_dry_run(k3, transform, trades, start, end)))
+            report = _dry_run(k3, transform, trades, start, end)
+            checks.append(_dry_run_check(report, _masking(trades, customers)))
         except Exception as exc:  # the engine refused the transform or its options
             checks.append(
                 _check(
@@ -293,7 +356,7 @@ def k3_checks(
                     fix="fix the transform or the options named above",
                 )
             )
-    checks.append(_description_check(transform, customers))
+    checks.extend(_closing_checks(transform, customers))
     return checks
 
 

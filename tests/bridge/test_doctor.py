@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from huke_client import HukeClient, SearchOptions
-from huke_client.testing import FakeHuke, envelope_error, fake_trade, generate_trades
+from huke_client.testing import FakeHuke, Fault, envelope_error, fake_trade, generate_trades
 from huke_k3_bridge import CustomerTransform
 from huke_k3_bridge._cli import main
 from huke_k3_bridge._doctor import doctor
@@ -304,3 +304,76 @@ def test_sync_reads_an_unfamiliar_reply_shape_with_items_key(
         assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["counts"]["created"] == 5
+
+
+def _query_error(msg_code: int, message: str) -> Fault:
+    """ExecuteBillQuery's error, sent as a data row (HTTP 200), as K/3 Cloud sends it."""
+    status = {"IsSuccess": False, "MsgCode": msg_code, "ErrorCode": 500}
+    status["Errors"] = [{"FieldName": "", "Message": message, "DIndex": 0}]
+    return Fault.reply(json.dumps([[{"Result": {"ResponseStatus": status}}]]).encode())
+
+
+def test_a_session_lost_on_the_first_call_fails_authentication(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with _served(clean_env) as (_, fake_k3):
+        fake_k3.inject(_query_error(1, "会话信息已丢失，请重新登录"), times=100)
+        status, _text, report = _run(capsys, "--no-network")
+    assert status == 1
+    assert report["failed"] == ["k3.auth"]
+    assert _status(report, "k3.permission") == "skip"
+
+
+def test_a_transform_that_makes_no_customer_fails_the_dry_run(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    with _served(clean_env):
+        transform = CustomerTransform().with_fields(FNumber="{{customerId}}")
+        report = doctor(transform=transform, network=False)
+    assert report["k3.dry_run"].status == "fail"
+    assert report.failed == (report["k3.dry_run"],)
+    assert report.exit_code == 1
+
+
+def test_the_dry_run_reasons_mask_the_buyers_ids(clean_env: pytest.MonkeyPatch) -> None:
+    phone = "13812345678"
+    now_ms = int(time.time() * 1000)
+    trades = [fake_trade(create_time=now_ms - HOUR_MS, tid="T1", buyer_cid=phone)]
+    with _served(clean_env, trades=trades) as (_, fake_k3):
+        # The first two queries (permission, organisations) pass; the dry run's lookup fails.
+        fake_k3.inject(_query_error(9, f"字段不存在: FNumber = '{phone}'"), times=100, after=2)
+        report = doctor(network=False)
+    assert report["k3.dry_run"].status == "fail"
+    assert "1•••(11)" in str(report)
+    for output in (str(report), report.to_json(), report._repr_html_()):
+        assert phone not in output
+
+
+def test_saving_is_said_to_be_untried(clean_env: pytest.MonkeyPatch) -> None:
+    with _served(clean_env) as (_, fake_k3):
+        fake_k3.deny("BD_Customer", "save")
+        report = doctor(network=False)
+    save = report["k3.save"]
+    assert save.status == "info"
+    assert "not tried" in save.summary
+    assert "审核" in save.summary
+
+
+@pytest.mark.parametrize("hours", ["1e308", "87600000", "0", "nan"])
+def test_hours_out_of_range_is_a_usage_error(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], hours: str
+) -> None:
+    assert main(["doctor", "--hours", hours]) == 2
+    assert "--hours" in capsys.readouterr().err
+
+
+def test_a_server_that_never_answers_is_given_up_within_the_doctors_timeout(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    with _served(clean_env) as (fake_huke, _):
+        fake_huke.inject(Fault.timeout(), times=100)
+        started = time.monotonic()
+        report = doctor(network=False, timeout=0.5)
+        elapsed = time.monotonic() - started
+    assert "huke.auth" in [check.id for check in report.failed]
+    assert elapsed < 4.0  # two attempts of 0.5 s and a short wait; the server hangs 5 s each
