@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import httpx
 
 from ._retry import parse_retry_after
-from ._text import one_line
+from ._text import one_line, plural
 
 SNIPPET_LIMIT = 300
+#: How much of a redirect's ``Location`` a message shows.
+_LOCATION_LIMIT = 200
 
 
 def snippet(text: str | bytes, limit: int = SNIPPET_LIMIT) -> str:
     """A short, single-line excerpt of a body, for error messages."""
     return one_line(text, limit)
+
+
+def json_kind(value: Any) -> str:
+    """What a received JSON value is, without its content: ``"text of 11 characters"``, ``"a
+    JSON object of 1 key"``. For logs and messages about a value that may be personal data."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    if isinstance(value, int | float):
+        return "a JSON number"
+    if isinstance(value, str):
+        return f"text of {plural(len(value), 'character')}"
+    if isinstance(value, Mapping):
+        return f"a JSON object of {plural(len(value), 'key')}"
+    if isinstance(value, list | tuple):
+        return f"a JSON array of {plural(len(value), 'item')}"
+    return f"a {type(value).__name__}"
 
 
 def safe_url(url: httpx.URL) -> str:
@@ -25,7 +48,12 @@ class SDKError(Exception):
 
 
 class HTTPStatusError(SDKError):
-    """The server answered with a non-success HTTP status."""
+    """The server answered with a non-success HTTP status (an error, or a redirect: the clients
+    follow none, since a redirect of a signed POST means the base URL is not the service's)."""
+
+    #: Where a redirect (3xx) pointed, as ``safe_url`` shows it ("" when it named no Location);
+    #: None for any other status.
+    location: str | None = None
 
     def __init__(
         self,
@@ -46,13 +74,27 @@ class HTTPStatusError(SDKError):
     @classmethod
     def from_response(cls, response: httpx.Response, body: str) -> HTTPStatusError:
         request = response.request
-        return cls(
-            f"{request.method} {request.url.path} answered HTTP {response.status_code}: {body!r}",
-            status_code=response.status_code,
+        status = response.status_code
+        location: str | None = None
+        if 300 <= status < 400:
+            # Its body (often empty) says nothing; where it points says what to fix.
+            location, hint = _redirect(response)
+            target = f"to {location}" if location else "naming no Location"
+            message = (
+                f"{request.method} {request.url.path} answered HTTP {status}, a redirect "
+                f"{target} (not followed): {hint}"
+            )
+        else:
+            message = f"{request.method} {request.url.path} answered HTTP {status}: {body!r}"
+        error = cls(
+            message,
+            status_code=status,
             url=safe_url(request.url),
             body=body,
             retry_after=parse_retry_after(response.headers.get("Retry-After")),
         )
+        error.location = location
+        return error
 
 
 class ConnectionFailedError(SDKError):
@@ -78,3 +120,39 @@ class ResponseFormatError(SDKError):
         #: True for a body that could not even be decoded (cut short, garbled): a repeat of the
         #: same read may well succeed. A well-formed body of the wrong shape is not transient.
         self.transient = transient
+
+
+def _redirect(response: httpx.Response) -> tuple[str, str]:
+    """Where a 3xx points ("" for no Location) and what that says about the base URL.
+
+    The target is shown absolute, without user info, query or fragment: where single sign-on
+    pages carry their tickets.
+    """
+    url = response.request.url
+    location = response.headers.get("Location", "").strip()
+    if not location:
+        return "", "check the base URL (a proxy or a web server answering instead of the service)"
+    try:
+        target: httpx.URL | None = url.join(location)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        target = None
+    if target is None:
+        # Not readable as a URL: shown up to its query, past anything that may be user info.
+        shown = location.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+        return one_line(shown, _LOCATION_LIMIT), "check the base URL"
+    shown = one_line(
+        str(target.copy_with(userinfo=b"", query=None, fragment=None)), _LOCATION_LIMIT
+    )
+    if target.host != url.host:
+        hint = (
+            "it leads to another host (a login page, a proxy?): check that the base URL is the "
+            "service's own"
+        )
+    elif target.scheme == "https" and url.scheme == "http":
+        hint = "the server wants https: start the base URL with https://"
+    else:
+        hint = (
+            "check the base URL's path (a missing or extra segment, a trailing slash), or "
+            "whether a login page answers instead of the service"
+        )
+    return shown, hint

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import random
 import time
 from collections.abc import Callable
@@ -54,27 +56,43 @@ class RetryPolicy:
         ``[0, 1)`` (injected by tests)."""
         backoff = self.backoff(retry_index)
         spread = self.jitter * backoff * rand()
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after) + spread
+        # A wait that is no number of seconds (NaN, infinite, negative) is no advice: sleeping on
+        # it would raise or never end.
+        if retry_after is not None and math.isfinite(retry_after) and retry_after >= 0:
+            return min(retry_after, self.max_retry_after) + spread
         return backoff - self.jitter * backoff + spread
 
 
 def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None.
+
+    None too for what is neither: ``nan``, ``inf``, a negative count, an overflowing number, a
+    date that is no date. A misbehaving server's header must not reach a ``sleep``; the caller's
+    backoff applies instead.
+    """
     if value is None:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when is None:  # pragma: no cover - older Pythons returned None instead of raising
         return None
-    return max(when.timestamp() - now(), 0.0)
+    if when.tzinfo is None:
+        # "-0000" (RFC 5322: UTC, source unknown) parses naive; read as local time it would be
+        # off by the machine's UTC offset.
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    try:
+        return max(when.timestamp() - now(), 0.0)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 class RetryableResponse(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -30,6 +31,7 @@ from ._errors import (
 from ._redact import Redactor
 from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy
 from ._settings import ARGUMENT, resolve_sources
+from ._text import one_line
 from ._version import __version__
 
 T = TypeVar("T")
@@ -68,6 +70,43 @@ class ErrorTypes:
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON: the exact bytes that are signed are the bytes that are sent."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class JSONTooDeepError(ValueError):
+    """A JSON text nested deeper than the parser can follow (it recurses once per level)."""
+
+    def __init__(self, depth: int, *, at_least: bool) -> None:
+        self.depth = depth
+        #: True when only the start of the text was measured: it nests ``depth`` levels or more.
+        self.at_least = at_least
+        super().__init__(f"JSON nested {'at least ' if at_least else ''}{depth} levels deep")
+
+
+def loads(content: str | bytes) -> Any:
+    """``json.loads``, where a text nested too deep to parse is a ``ValueError`` like any other
+    unreadable text (``JSONTooDeepError``), not a ``RecursionError`` escaping every handler."""
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise _too_deep(content) from None
+
+
+#: A JSON string (whose brackets do not count) or a bracket.
+_JSON_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+#: How much of a too-deep text is measured: its start shows the depth that broke the parser.
+_MEASURED = 1 << 20
+
+
+def _too_deep(content: str | bytes) -> JSONTooDeepError:
+    data = content.encode("utf-8", "replace") if isinstance(content, str) else content
+    depth = deepest = 0
+    for token in _JSON_TOKEN.findall(data, 0, _MEASURED):
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return JSONTooDeepError(deepest, at_least=len(data) > _MEASURED)
 
 
 def _never_reached_server(exc: httpx.TransportError) -> bool:
@@ -184,7 +223,9 @@ class BaseAPIClient(Generic[HttpxClientT]):
     # -- decisions ------------------------------------------------------------------------------
 
     def _check_status(self, response: httpx.Response) -> None:
-        if response.status_code >= 400:
+        # httpx follows no redirect unless told to; a 3xx read as a reply would be an empty body
+        # "that is not JSON", hiding the status and where it points.
+        if response.status_code >= 300:
             raise self._status_error(response)
 
     def _status_error(self, response: httpx.Response) -> HTTPStatusError:
@@ -195,7 +236,15 @@ class BaseAPIClient(Generic[HttpxClientT]):
     def decode_json(self, response: httpx.Response) -> Any:
         """The body as JSON, or the client's format error quoting a (redacted) snippet of it."""
         try:
-            return json.loads(response.content)
+            return loads(response.content)
+        except JSONTooDeepError as exc:
+            body = self._redact(snippet(response.text))
+            # Well-formed as far as it was read: a repeat would bring the same, not retried.
+            raise self._errors.response_format(
+                f"{response.request.url.path} answered {exc}, deeper than this client reads: "
+                f"{body!r}",
+                body=body,
+            ) from exc
         except ValueError as exc:
             body = self._redact(snippet(response.text))
             raise self._errors.response_format(
@@ -203,6 +252,25 @@ class BaseAPIClient(Generic[HttpxClientT]):
                 body=body,
                 transient=True,
             ) from exc
+
+    def _undecodable(
+        self, exc: httpx.DecodingError, response: httpx.Response | None = None
+    ) -> ResponseFormatError:
+        """The format error for a body its ``Content-Encoding`` cannot decode (``response``
+        when at hand: an auth flow that reads a reply itself raises without it).
+
+        Transient, like a body cut short: the bytes were damaged on the way, and a read retried
+        may come back whole; a write is not sent again (see ``_retry_delay``).
+        """
+        url = safe_url(exc.request.url) if _has_request(exc) else "?"
+        encoding = one_line(response.headers.get("Content-Encoding"), 60) if response else ""
+        declared = f"Content-Encoding {encoding!r}" if encoding else "its Content-Encoding"
+        detail = self._redact(one_line(str(exc), 200)) or type(exc).__name__
+        return self._errors.response_format(
+            f"POST {url} answered a body that cannot be decoded as {declared} says: {detail}",
+            body="",
+            transient=True,
+        )
 
     def _retry_delay(
         self,
@@ -220,6 +288,12 @@ class BaseAPIClient(Generic[HttpxClientT]):
             reached = _may_have_reached_server(exc, request)
             retryable = idempotent or not reached
             error: Exception = self._transport_error(exc, reached_server=reached)
+        elif isinstance(exc, httpx.DecodingError):
+            # A reply damaged past decoding is a lost reply: a read is repeated, a write is not
+            # (it may have been carried out), unless what was damaged was the reply to a request
+            # an auth flow sent first (a login), the caller's own never sent.
+            retryable = idempotent or not _may_have_reached_server(exc, request)
+            error = self._undecodable(exc)
         elif isinstance(exc, HTTPStatusError):
             status = exc.status_code
             retryable = status in RETRYABLE_STATUSES and (idempotent or status == 429)
@@ -279,16 +353,18 @@ class BaseAPIClient(Generic[HttpxClientT]):
             )
 
 
-def _may_have_reached_server(exc: httpx.TransportError, request: httpx.Request | None) -> bool:
+def _may_have_reached_server(
+    exc: httpx.TransportError | httpx.DecodingError, request: httpx.Request | None
+) -> bool:
     """False when the caller's request surely never reached the server: the connection was never
     made, or what failed was another request an auth flow sent before it (a login), so the
     caller's own request was never sent."""
-    if _never_reached_server(exc):
+    if isinstance(exc, httpx.TransportError) and _never_reached_server(exc):
         return False
     return request is None or not _has_request(exc) or exc.request is request
 
 
-def _has_request(exc: httpx.TransportError) -> bool:
+def _has_request(exc: httpx.RequestError) -> bool:
     try:
         exc.request  # noqa: B018 - httpx raises RuntimeError when the request is unset
     except RuntimeError:
@@ -303,7 +379,13 @@ async def _async_sleep(seconds: float) -> None:
 
 
 #: Failures ``_retry_delay`` judges (retried, or turned into the user-facing error).
-_RETRY_CANDIDATES = (httpx.TransportError, HTTPStatusError, ResponseFormatError, RetryableResponse)
+_RETRY_CANDIDATES = (
+    httpx.TransportError,
+    httpx.DecodingError,
+    HTTPStatusError,
+    ResponseFormatError,
+    RetryableResponse,
+)
 
 
 class SyncAPIClient(BaseAPIClient[httpx.Client]):
@@ -323,7 +405,17 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
         while True:
             request, started = make_request(), time.perf_counter()
             try:
-                response = self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
+                # Read here, not by httpx: a body its Content-Encoding garbles then fails with
+                # the response at hand, so that the error can name the encoding.
+                response = self._http.send(
+                    request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True
+                )
+                try:
+                    response.read()
+                except httpx.DecodingError as decoding:
+                    raise self._undecodable(decoding, response) from decoding
+                finally:
+                    response.close()
                 return self._received(response, started, parse)
             except _RETRY_CANDIDATES as exc:
                 delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)
@@ -364,7 +456,17 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         while True:
             request, started = make_request(), time.perf_counter()
             try:
-                response = await self._http.send(request, auth=auth or httpx.USE_CLIENT_DEFAULT)
+                # Read here, not by httpx: a body its Content-Encoding garbles then fails with
+                # the response at hand, so that the error can name the encoding.
+                response = await self._http.send(
+                    request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True
+                )
+                try:
+                    await response.aread()
+                except httpx.DecodingError as decoding:
+                    raise self._undecodable(decoding, response) from decoding
+                finally:
+                    await response.aclose()
                 return self._received(response, started, parse)
             except _RETRY_CANDIDATES as exc:
                 delay = self._retry_delay(exc, retries, idempotent=idempotent, request=request)

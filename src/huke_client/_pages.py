@@ -15,6 +15,8 @@ from typing import Any
 import attrs
 
 from _huke_k3_core import WireFieldError, dumps, snippet, structure_lenient
+from _huke_k3_core._errors import json_kind
+from _huke_k3_core._models import wire_name
 
 from ._errors import HukeResponseError
 from ._models import Trade, TradePage, converter
@@ -26,6 +28,20 @@ logger = logging.getLogger("huke_client")
 
 #: Resolved once: the converter's dispatch per trade shows up on every page.
 _structure_trade = converter.get_structure_hook(Trade)
+#: Each declared ``Trade`` field by its wire key: ``Trade.buyer_nick (wire key 'buyerNick',
+#: text or a number)``, what a warning names.
+_TRADE_FIELDS = {
+    wire_name(field): f"Trade.{field.name} (wire key {wire_name(field)!r}, "
+    # Text fields take numbers too (ids arrive as either).
+    + (
+        "text or a number"
+        if field.type in (str, str | None)
+        else f"declared {getattr(field.type, '__name__', field.type)}"
+    )
+    + ")"
+    for field in attrs.fields(attrs.resolve_types(Trade))
+    if field.name != "raw"
+}
 
 
 @attrs.frozen
@@ -169,12 +185,15 @@ def trade_page(
         # whole in ``raw``, its unreadable declared fields left unset, for the caller to judge.
         trade, problems = structure_lenient(converter, item, Trade)
         for problem in problems:
+            # What the value is, never the value: a trade holds personal data (names, phone
+            # numbers), and this goes to stderr at the default level.
             logger.warning(
-                "%s page %d trade #%d: %s; left unset, kept in trade.raw",
+                "%s page %d trade #%d: %s received %s; left unset, kept in trade.raw",
                 where,
                 page,
                 index,
-                redact(str(problem)),
+                _TRADE_FIELDS.get(problem.wire_key, f"Trade[{problem.wire_key!r}]"),
+                json_kind(problem.value),
             )
         trades.append(trade)
     # Assumes the earlier pages were full: a single call cannot know better.

@@ -273,6 +273,10 @@ def diagnose(
             ),
             *_checks(_bounded(huke, options), _bounded(k3, options), options),
         ]
+    from ._doctor_redact import environment_secrets, scrub_checks
+
+    urls = [c.base_url for c in (huke, k3) if c is not None]
+    checks = list(scrub_checks(checks, environment_secrets(urls, options.environ)))
     return DoctorReport(
         settings=tuple(settings),
         checks=tuple(checks),

@@ -9,6 +9,7 @@ and every value of a trade is masked: a report is pasted into tickets and chats.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -44,6 +45,7 @@ from ._doctor_sample import (
     fields_check,
     json_type,
     make_check,
+    mask_keys,
     outline,
     sample_check,
 )
@@ -55,6 +57,13 @@ _AUTH_FIX = (
     "check HUKE_APP_KEY / HUKE_APP_SECRET (or the tenant's entry in the tenants file) and this "
     "machine's clock (the network clock check): Huke signs every request with both"
 )
+#: An error envelope came back: the request reached Huke, which proves nothing about the key.
+_REFUSED_FIX = (
+    "the request reached Huke and was refused (no proof of bad credentials): read the msg; if "
+    f"it is about the key, the signature or the time, {_AUTH_FIX}"
+)
+#: Huke's error codes are unknown: a msg about the page size is known by its words.
+_PAGE_SIZE = re.compile(r"page[_ ]?size|每页|条数", re.IGNORECASE)
 _NOT_RUN_AUTH = "not run: Huke authentication failed"
 _NOT_RUN_NO_LIST = "not run: no list of trades was found in Huke's reply"
 #: Where trade-like lists are looked for below ``data`` (``data.result.rows`` is 2 deep).
@@ -90,9 +99,9 @@ def huke_checks(
                 SEARCH_TRADES, _search_body(options, start, end, page_size), idempotent=True
             )
         except HukeError as raw_exc:
-            return _redacted(_refused(raw_exc, huke), huke), []
+            return _redacted(_refused(raw_exc, huke, page_size), huke), []
     except HukeError as exc:
-        return _redacted(_refused(exc, huke), huke), []
+        return _redacted(_refused(exc, huke, page_size), huke), []
     elapsed = time.perf_counter() - started
 
     if page is not None:
@@ -150,17 +159,25 @@ def _skipped(why: str, *, after: str) -> list[Check]:
     return [make_check(i, "skip", why) for i in ids[ids.index(after) + 1 :]]
 
 
-def _refused(exc: HukeError, huke: HukeClient) -> list[Check]:
-    """``huke.auth`` failed for ``exc``, and the checks it leaves unrun."""
+def _refused(exc: HukeError, huke: HukeClient, page_size: int) -> list[Check]:
+    """``huke.auth`` failed for ``exc`` (to a request for ``page_size`` trades), and the checks
+    it leaves unrun."""
     url = safe_url(huke.base_url)
     details: dict[str, Any] = {"error": type(exc).__name__, "base_url": url}
     if isinstance(exc, HukeAPIError):
-        details.update(code=str(exc.code), msg=exc.msg)
+        code = one_line(str(exc.code), 40)
+        details.update(code=code, msg=one_line(exc.msg, 500))
         summary = (
-            f"Huke refused {SEARCH_TRADES}: code {exc.code}, msg {one_line(exc.msg, 120)!r} "
+            f"Huke refused {SEARCH_TRADES}: code {code}, msg {one_line(exc.msg, 120)!r} "
             "(Huke's error codes are not documented: read the msg)"
         )
-        fix = _AUTH_FIX
+        if _PAGE_SIZE.search(exc.msg or ""):
+            fix = (
+                f"Huke refused the page size ({page_size} trades): run with a smaller --sample "
+                "(sample_size= in doctor()); Huke's maximum is not documented"
+            )
+        else:
+            fix = _REFUSED_FIX
     elif isinstance(exc, HukeHTTPError):
         details.update(status=exc.status_code)
         summary = f"{url} answered HTTP {exc.status_code}: {one_line(exc.body, 120, none='')!r}"
@@ -258,13 +275,20 @@ def _shape_passed(data: Any, options: SearchOptions, page: TradePage) -> Check:
     else:
         key = _list_key(data, options) or ""
         total_key = _total_key(data)
-        others = {k: outline(v, 0) for k, v in data.items() if k not in (key, total_key)}
+        rest = [(k, v) for k, v in data.items() if k not in (key, total_key)]
+        head = rest[:OUTLINE_KEYS]
+        others = {
+            name: outline(v, 0)
+            for name, (_, v) in zip(mask_keys(k for k, _ in head), head, strict=True)
+        }
         total = (
             f"the total under {total_key!r} ({page.total})"
             if total_key is not None
             else "no total: pagination ends on a short page"
         )
-        other = ", ".join(f"{k} ({t})" for k, t in others.items()) or "none"
+        other = ", ".join(f"{k} ({t})" for k, t in list(others.items())[:8]) or "none"
+        if len(rest) > 8:
+            other += f", {ELLIPSIS} {plural(len(rest) - 8, 'more key')}"
         summary = (
             f"data is an object with the trades under {key!r} ({_key_origin(options)}), "
             f"{total}; other keys: {other}"
@@ -276,7 +300,9 @@ def _shape_passed(data: Any, options: SearchOptions, page: TradePage) -> Check:
             total=page.total,
             other_keys=others,
         )
-        lines = [f"data.{k}: {t}" for k, t in others.items()][:OUTLINE_KEYS]
+        lines = [f"data.{k}: {t}" for k, t in others.items()]
+        if len(rest) > len(others):
+            lines.append(f"{ELLIPSIS} {plural(len(rest) - len(others), 'more key')}")
     if lines:
         details["lines"] = lines
     return make_check("huke.shape", "pass", summary, details=details)
@@ -289,8 +315,8 @@ def _trade_lists(value: Any, path: str, depth: int) -> Iterable[tuple[str, list[
             yield path, value
         return
     if isinstance(value, Mapping) and depth >= 0:
-        for key, inner in value.items():
-            yield from _trade_lists(inner, f"{path}.{key}", depth - 1)
+        for name, inner in zip(mask_keys(value), value.values(), strict=True):
+            yield from _trade_lists(inner, f"{path}.{name}", depth - 1)
 
 
 def _looks_like_trades(items: Sequence[Any]) -> bool:
@@ -326,7 +352,11 @@ def _shape_failed(
     if reason is not None:
         details["client_error"] = reason
     if isinstance(data, Mapping):
-        keys = {str(k): outline(v) for k, v in list(data.items())[:OUTLINE_KEYS]}
+        shown = list(data.items())[:OUTLINE_KEYS]
+        keys = {
+            name: outline(v)
+            for name, (_, v) in zip(mask_keys(k for k, _ in shown), shown, strict=True)
+        }
         details["keys"] = keys
         details["lines"] = [f"data.{k}: {t}" for k, t in keys.items()]
         if len(data) > len(keys):
@@ -363,13 +393,16 @@ def _shape_failed(
                 f": {reason}" if reason else ""
             )
             fix = "report this shape (the lines below) to the huke-k3-bridge maintainers"
-        elif "." not in key:
+        elif "." not in key and key in data:  # not a masked key: one the client can be told
             details["items_key"] = key
             summary = f"{where}: the client looks under {_looked_under(options)}"
             fix = (
                 f"pass items_key={key!r} (huke-k3 --items-key {key}; "
                 f"SyncOptions(search=SearchOptions(items_key={key!r})))"
             )
+        elif "." not in key:
+            summary = f"{where}, under a key that is no field name (masked here)"
+            fix = "report this shape (the lines below) to the huke-k3-bridge maintainers"
         else:
             summary = f"{where}: the client looks only directly under data"
             fix = (

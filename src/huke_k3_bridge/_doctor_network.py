@@ -3,12 +3,14 @@
 Each check probes what the client's own connection meets: the proxy httpx would use for the
 URL (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) when one applies, the
 certificate verification httpx would do, and the server's ``Date`` header for the clock. Every
-network operation is bounded by ``timeout``, and every text passes a redactor that holds the
-proxy's password: a proxy that quotes it back does not put it in the report.
+network operation is bounded by ``timeout`` (the clock's request as a whole, however slowly a
+server sends), and every text is scrubbed of the proxies' and the URL's passwords and their
+``Basic`` tokens: a proxy or server that quotes them back does not put them in the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import socket
@@ -16,15 +18,17 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import attrs
 import httpx
 
-from _huke_k3_core import Redactor, one_line, plural, safe_url
+from _huke_k3_core import one_line, plural, safe_url
 
 from ._doctor_proxy import Proxy, TunnelRefused, authority, open_tunnel, port_of, proxy_for
+from ._doctor_redact import environment_secrets, scrub_checks
 from ._doctor_report import Check, CheckStatus
 from ._doctor_tls import (
     SYNC_CLOCK,
@@ -87,7 +91,7 @@ def network_checks(
         max_clock_skew=max_clock_skew,
         proxy=proxy_for(target, environ),
     )
-    return [_scrubbed(check, probe.redactor) for check in probe.run()]
+    return list(scrub_checks(probe.run(), environment_secrets([target], environ)))
 
 
 def _ms(seconds: float) -> float:
@@ -119,16 +123,9 @@ class _Probe:
     timeout: float
     max_clock_skew: float
     proxy: Proxy | None
-    redactor: Redactor = attrs.field(init=False)
     _context: ssl.SSLContext | None = attrs.field(init=False, default=None)
     #: The address the TCP check connected to: (family, type, proto, sockaddr).
     _reached: Address | None = attrs.field(init=False, default=None)
-
-    def __attrs_post_init__(self) -> None:
-        secrets: list[str | None] = [self.target.password or None]
-        if self.proxy is not None:
-            secrets.extend(self.proxy.secrets)
-        self.redactor = Redactor(secrets)
 
     @property
     def host(self) -> str:
@@ -352,6 +349,8 @@ class _Probe:
         try:
             if self.proxy is not None:
                 open_tunnel(sock, self.proxy, self.host, self.port, deadline)
+            # An SSL socket's timeout bounds each of its operations as a whole (the handshake
+            # too, however slowly the server sends it), unlike a plain socket's reads.
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             with context.wrap_socket(sock, server_hostname=self.host) as tls:
                 ms = _ms(time.perf_counter() - started)
@@ -446,19 +445,22 @@ class _Probe:
         uses_tls = "https" in (self.target.scheme, proxy.scheme if proxy is not None else "")
         started = time.perf_counter()
         try:
-            # trust_env=False: the proxy is the one found above (from ``environ``), not whatever
-            # os.environ holds; the certificate is verified as the TLS check did.
-            with httpx.Client(
+            head = _fetch_head(
+                self.target,
                 verify=self.context() if uses_tls else False,
-                timeout=self.timeout,
-                trust_env=False,
                 proxy=proxy,
-            ) as client:
-                sent = time.time()
-                with client.stream("GET", self.target) as response:
-                    answered = time.time()
-                    dates = response.headers.get_list("Date")
-                    status_code = response.status_code
+                timeout=self.timeout,
+            )
+        except TimeoutError:
+            ms = _ms(time.perf_counter() - started)
+            summary = (
+                f"could not read {self.label}'s time: no answer within {self.timeout:g} s "
+                f"(its headers had not all come){self.via}"
+            )
+            fix = f"see the {self.label} checks: the clock is compared once a request is answered"
+            return self.check(
+                "clock", "warn", summary, fix=fix, required=False, ms=ms, error="timeout"
+            )
         except (httpx.HTTPError, ImportError, OSError) as error:
             ms = _ms(time.perf_counter() - started)
             name = type(error).__name__
@@ -467,6 +469,7 @@ class _Probe:
             return self.check(
                 "clock", "warn", summary + self.via, fix=fix, required=False, ms=ms, error=name
             )
+        sent, answered, status_code, dates = head
         details: dict[str, Any] = {"ms": _ms(answered - sent), "status_code": status_code}
         signed = _SIGNED_WITH_TIME.get(self.service, "signed requests carry this machine's time")
         if not dates:
@@ -477,7 +480,7 @@ class _Probe:
             )
         date = one_line(dates[0], 60)
         try:
-            server = parsedate_to_datetime(dates[0]).timestamp()
+            server = _date_timestamp(dates[0])
         except (TypeError, ValueError, IndexError, OverflowError):
             summary = f"{self.label}'s Date header {date!r} cannot be read (HTTP {status_code})"
             fix = f"compare this machine's clock with a time server; {signed}"
@@ -505,6 +508,89 @@ class _Probe:
 
 
 _NUMERIC = socket.AI_NUMERICHOST
+#: How long the clock's request may take to end once its deadline has shut its socket.
+_GRACE = 0.5
+
+
+def _date_timestamp(value: str) -> float:
+    """The time an HTTP ``Date`` says. A date in ``-0000`` or with no zone is UTC (RFC 5322,
+    RFC 9110): ``parsedate_to_datetime`` makes it a naive datetime, which ``timestamp()`` would
+    read as this machine's local time."""
+    when = parsedate_to_datetime(value)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.timestamp()
+
+
+def _fetch_head(
+    target: httpx.URL,
+    *,
+    verify: bool | ssl.SSLContext,
+    proxy: httpx.URL | None,
+    timeout: float,
+) -> tuple[float, float, int, list[str]]:
+    """GET ``target`` as httpx does: when it was sent and answered (``time.time()``), the status
+    and the ``Date`` headers. ``TimeoutError`` unless the answer's head is in within ``timeout``.
+
+    httpx's timeouts bound each read, so a server that sends its head a byte at a time would
+    hold the request for as long as it likes: the request runs in a thread, and at the deadline
+    its sockets are shut down, which ends the read it waits in.
+    """
+    opened: list[socket.socket] = []
+    lock = threading.Lock()
+    gave_up = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def trace(event: str, info: Mapping[str, Any]) -> None:
+        # A TLS connection's socket replaces the TCP one (it takes over its descriptor); while
+        # the TLS handshake runs, neither is at hand, but its socket timeout bounds it whole.
+        if not event.endswith(("connect_tcp.complete", "start_tls.complete")):
+            return
+        sock = getattr(info.get("return_value"), "get_extra_info", lambda _: None)("socket")
+        if isinstance(sock, socket.socket):
+            with lock:
+                opened.append(sock)
+                late = gave_up.is_set()
+            if late:
+                _shut(sock)
+
+    def fetch() -> None:
+        try:
+            # trust_env=False: the proxy is the one the checks found (from ``environ``), not
+            # whatever os.environ holds.
+            with httpx.Client(
+                verify=verify, timeout=timeout, trust_env=False, proxy=proxy
+            ) as client:
+                sent = time.time()
+                with client.stream("GET", target, extensions={"trace": trace}) as response:
+                    answered = time.time()
+                    dates = response.headers.get_list("Date")
+                    outcome["head"] = (sent, answered, response.status_code, dates)
+        except BaseException as error:  # handed to the caller below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=fetch, name="doctor-clock", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        with lock:
+            gave_up.set()
+            shut = list(opened)
+        for sock in shut:
+            _shut(sock)
+        worker.join(_GRACE)
+        raise TimeoutError(f"no answer from {safe_url(target)} within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    head: tuple[float, float, int, list[str]] = outcome["head"]
+    return head
+
+
+def _shut(sock: socket.socket) -> None:
+    """End what ``sock``'s connection is waiting for, in whatever thread waits (an ``SSLSocket``'s
+    own ``shutdown`` would first drop its TLS state under the reading thread's feet)."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _resolve(host: str, port: int, timeout: float) -> list[Address]:
@@ -538,23 +624,3 @@ def _tcp_failure(error: OSError, timeout: float) -> tuple[str, str]:
     if error.errno in _UNREACHABLE:
         return "unreachable", f"is unreachable: {error.strerror or error}"
     return "error", f"failed: {error.strerror or error}"
-
-
-def _scrubbed(check: Check, redactor: Redactor) -> Check:
-    """``check`` with every text in it passed through ``redactor``."""
-
-    def scrub(value: Any) -> Any:
-        if isinstance(value, str):
-            return redactor(value)
-        if isinstance(value, Mapping):
-            return {str(k): scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [scrub(v) for v in value]
-        return value
-
-    return attrs.evolve(
-        check,
-        summary=redactor(check.summary),
-        fix=None if check.fix is None else redactor(check.fix),
-        details=scrub(check.details),
-    )

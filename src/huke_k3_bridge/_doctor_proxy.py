@@ -44,14 +44,6 @@ class Proxy:
         (an ``https://`` or SOCKS proxy would need a client of its own)."""
         return self.url is not None and self.url.scheme == "http"
 
-    @property
-    def secrets(self) -> tuple[str, ...]:
-        """The password, and the ``Proxy-Authorization`` token that carries it."""
-        if self.url is None or not self.url.password:
-            return ()
-        pair = f"{self.url.username}:{self.url.password}".encode()
-        return (self.url.password, base64.b64encode(pair).decode())
-
 
 def port_of(url: httpx.URL) -> int:
     return url.port or DEFAULT_PORTS.get(url.scheme, 80)

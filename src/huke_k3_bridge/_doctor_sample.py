@@ -11,16 +11,17 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 
 import attrs
 
-from _huke_k3_core import ELLIPSIS, plural, shorten, wire_text
+from _huke_k3_core import ELLIPSIS, one_line, plural, shorten, wire_text
 from huke_client.pagination import TRADE_ID_KEYS
 
 from ._doctor_report import Check, CheckStatus
+from ._trade import junk_key
 
 __all__ = [
     "CHECKS",
@@ -33,6 +34,8 @@ __all__ = [
     "fields_check",
     "json_type",
     "make_check",
+    "mask_key",
+    "mask_keys",
     "mask_value",
     "outline",
     "sample_check",
@@ -53,6 +56,8 @@ _FIELD_LINES = 40
 #: How many keys of an object an outline names.
 OUTLINE_KEYS = 30
 _BUYER_FIELDS = ("buyerNick", "buyerCid")
+#: How long a trade's field name may be where a check names it.
+_NAME = 60
 _ID_WORDS = frozenset({"id", "cid", "tid", "uid", "openid", "unionid", "userid", "customerid"})
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
@@ -79,6 +84,46 @@ def make_check(
 
 
 # -- JSON values, named and outlined ---------------------------------------------------------
+
+_DOTS = "•••"
+#: A key shown as it is below a trade's own fields: what a field name looks like. Anything else
+#: may be data used as a key (contacts keyed by phone number, buyers by name) and is masked.
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+#: Five digits in a row: a number (a phone, an id) with a letter before it, not a field name.
+_DIGIT_RUN = re.compile(r"[0-9]{5}")
+
+
+def _mask_text(text: str) -> str:
+    return f"{text[0]}{_DOTS}({len(text)})" if text else text
+
+
+def mask_key(key: object) -> str:
+    """``key`` as it is when it looks like a field name (``mobile``, ``home_tel``), else masked
+    like a text value (``"1•••(11)"``): a short text whatever the key was."""
+    text = str(key)
+    if _FIELD_NAME.fullmatch(text) and not _DIGIT_RUN.search(text):
+        return text
+    return _mask_text(text)
+
+
+def mask_keys(keys: Iterable[object]) -> list[str]:
+    """Each of ``keys`` through ``mask_key``, told apart when they mask alike."""
+    return _unique(mask_key(k) for k in keys)
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    """``names`` with a ``#2``, ``#3`` … on repeats: two phone numbers mask alike, and the keys of
+    one object must stay apart."""
+    seen: set[str] = set()
+    unique = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}#{n}"
+        seen.add(candidate)
+        unique.append(candidate)
+    return unique
 
 
 def json_type(value: Any) -> str:
@@ -110,13 +155,18 @@ def array_outline(items: Sequence[Any]) -> str:
 
 
 def outline(value: Any, depth: int = 1) -> str:
-    """``value``'s JSON type, with its keys' types ``depth`` levels down (no values)."""
+    """``value``'s JSON type, with its keys' types ``depth`` levels down (no values; keys that
+    are no field names masked, see ``mask_key``)."""
     if isinstance(value, list | tuple):
         return array_outline(value)
     if isinstance(value, Mapping):
         if depth <= 0 or not value:
             return f"object ({plural(len(value), 'key')})"
-        inner = [f"{k}: {outline(v, depth - 1)}" for k, v in list(value.items())[:OUTLINE_KEYS]]
+        shown = list(value.items())[:OUTLINE_KEYS]
+        names = mask_keys(k for k, _ in shown)
+        inner = [
+            f"{name}: {outline(v, depth - 1)}" for name, (_, v) in zip(names, shown, strict=True)
+        ]
         more = len(value) - len(inner)
         return "object {" + ", ".join(inner) + (f", {more} more" if more > 0 else "") + "}"
     return json_type(value)
@@ -154,7 +204,7 @@ class FieldStats:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "field": self.name,
+            "field": shorten(self.name, _NAME),
             "types": list(self.types),
             "present": self.present,
             "filled": self.filled,
@@ -205,10 +255,13 @@ def fields_check(trades: Sequence[Mapping[str, Any]], window: str) -> Check:
     return make_check("huke.fields", "info", summary, details=details)
 
 
-def _has_text(value: Any) -> bool:
-    """Whether ``value`` can be a customer number: text or a number, not blank."""
+def _rejected(value: Any) -> str | None:
+    """Why the sync makes no customer of the buyerCid ``value`` (blank, the text of a
+    non-finite number, not text), or ``None`` when it can. The sync's own rule, ``junk_key``:
+    the doctor must not pass a value the sync skips."""
     text = wire_text(value)
-    return text is not None and bool(text.strip())
+    reason = junk_key(text if text is not None else value)
+    return None if reason is None else one_line(reason, 80)
 
 
 def _id_like(name: str) -> bool:
@@ -229,50 +282,79 @@ def _buyerish(name: str) -> bool:
 
 
 def buyer_check(trades: Sequence[Mapping[str, Any]], window: str) -> Check:
-    """``huke.buyer``: whether the trades carry ``buyerCid`` (the customer number: a trade
-    without one is skipped) and ``buyerNick`` (the name; the cid stands in when it is empty)."""
+    """``huke.buyer``: whether the trades carry a ``buyerCid`` the sync can use (the customer
+    number: a trade without one is skipped) and ``buyerNick`` (the name; the cid stands in when
+    it is empty)."""
     if not trades:
         return _empty("huke.buyer", window, ": cannot tell whether they carry buyerCid")
     n = len(trades)
-    with_cid = sum(1 for t in trades if _has_text(t.get("buyerCid")))
+    values = [t.get("buyerCid") for t in trades if t.get("buyerCid") is not None]
+    reasons = [_rejected(v) for v in values]
+    usable = reasons.count(None)
+    rejected = Counter(r for r in reasons if r is not None)
+    missing = n - len(values)
     cid_keys = sum(1 for t in trades if "buyerCid" in t)
     with_nick = sum(1 for t in trades if _filled(t.get("buyerNick")))
     nick_keys = sum(1 for t in trades if "buyerNick" in t)
     details: dict[str, Any] = {
         "trades": n,
-        "buyerCid": {"present": cid_keys, "filled": with_cid},
+        "buyerCid": {"present": cid_keys, "usable": usable, "rejected": dict(rejected)},
         "buyerNick": {"present": nick_keys, "filled": with_nick},
     }
+    # junk_key quotes a value only when it is junk ('NaN'), which is nobody's personal data.
+    kinds = "; ".join(f"{reason} (x{count})" for reason, count in rejected.most_common(3))
+    if len(rejected) > 3:
+        kinds += f"; {ELLIPSIS} {plural(len(rejected) - 3, 'more kind')}"
     nick = f"buyerNick filled in {with_nick}/{n}"
-    if with_cid == 0:
+    if usable == 0:
         candidates = [
             s for s in field_stats(trades) if s.name not in _BUYER_FIELDS and _id_like(s.name)
         ]
         # The buyer's own fields first; a trade's id (one customer per trade) last, never proposed.
         candidates.sort(key=lambda s: (s.name in TRADE_ID_KEYS, not _buyerish(s.name), -s.filled))
-        details["id_like_fields"] = [s.to_dict() for s in candidates]
-        named = ", ".join(f"{s.name} {s.fill}" for s in candidates[:8]) or "none"
-        absent = "absent" if cid_keys == 0 else f"present in {cid_keys}/{n} but never filled"
+        details["id_like_fields"] = [s.to_dict() for s in candidates[:_FIELD_LINES]]
+        named = ", ".join(f"{shorten(s.name, _NAME)} {s.fill}" for s in candidates[:8]) or "none"
+        if rejected:
+            has = "a usable buyerCid"
+            found = f"present in {cid_keys}/{n}, every value one the sync rejects: {kinds}"
+        else:
+            has = "a buyerCid"
+            found = "absent" if cid_keys == 0 else f"present in {cid_keys}/{n} but never filled"
         summary = (
-            f"no trade of {n} has a buyerCid (the key is {absent}); {nick}; fields that look "
+            f"no trade of {n} has {has} (the key is {found}); {nick}; fields that look "
             f"like ids: {named}"
         )
-        field = next((s.name for s in candidates if s.filled and s.name not in TRADE_ID_KEYS), None)
+        # A name that is no field name would not fit in a template, nor in one line.
+        field = next(
+            (
+                s.name
+                for s in candidates
+                if s.filled and s.name not in TRADE_ID_KEYS and mask_key(s.name) == s.name
+            ),
+            None,
+        )
         number = f"{{{{{field}}}}}" if field else "{{theIdField}}"
         fix = (
             "the sync would skip every trade: if another field holds the buyer's id, map it, "
             f"e.g. CustomerTransform().with_fields(FNumber={number!r})"
         )
         status: CheckStatus = "fail"
-    elif with_cid < n:
+    elif usable < n:
+        found_parts = []
+        if missing:
+            found_parts.append(f"{missing} of {n} trades have no buyerCid")
+        if rejected:
+            found_parts.append(
+                f"{n - usable - missing} of {n} have a buyerCid the sync rejects ({kinds})"
+            )
         summary = (
-            f"{n - with_cid} of {n} trades have no buyerCid: the sync will skip them; "
-            f"{with_cid}/{n} have one; {nick}"
+            f"{'; '.join(found_parts)}: the sync will skip them; {usable}/{n} have a usable "
+            f"one; {nick}"
         )
         fix = "nothing to set if those trades have no customer in Huke; look them up if they should"
         status = "warn"
     else:
-        summary = f"every trade has a buyerCid ({with_cid}/{n}); {nick}"
+        summary = f"every trade has a buyerCid ({usable}/{n}); {nick}"
         fix = None
         status = "pass"
     return make_check("huke.buyer", status, summary, fix, details)
@@ -280,7 +362,6 @@ def buyer_check(trades: Sequence[Mapping[str, Any]], window: str) -> Check:
 
 # -- one trade, masked ------------------------------------------------------------------------
 
-_DOTS = "•••"
 #: Keys whose epoch-millisecond values are times: shown as their hour, which is no personal data.
 _TIME_KEY = re.compile(r"(?:time|Time|TIME|_at|At)$")
 #: Epoch milliseconds from 2001 to 2100: what a time field of a trade plausibly holds.
@@ -313,7 +394,9 @@ def mask_value(value: Any, key: str | None = None, tz: tzinfo | None = None, dep
     first character, ``•••`` and its length (``"张•••(4)"``); a number has every digit replaced
     by 9; booleans and nulls stay. Under a time key (``createTime``, ``pay_time``,
     ``updatedAt``) an epoch-ms value or a date text shows its hour (in ``tz``, default UTC).
-    Objects and arrays are masked in turn, cut to a few keys, entries and levels."""
+    Objects and arrays are masked in turn, cut to a few keys, entries and levels. The keys of
+    the outermost object (a trade's field names) stay, cut to 60 characters; the keys below it
+    are masked unless they look like field names (``mask_key``)."""
     timed = key is not None and _TIME_KEY.search(key) is not None
     if value is None or isinstance(value, bool):
         return value
@@ -326,12 +409,15 @@ def mask_value(value: Any, key: str | None = None, tz: tzinfo | None = None, dep
             return _hour(int(value), tz)
         if timed and _DATE_TEXT.match(value):
             return value[:13] + ELLIPSIS
-        return f"{value[0]}{_DOTS}({len(value)})" if value else value
+        return _mask_text(value)
     if depth >= _MAX_DEPTH:
         return f"{outline(value, 0)} {ELLIPSIS}"
     if isinstance(value, Mapping):
+        shown = list(value.items())[:_MAX_KEYS]
+        names = _unique(shorten(str(k), _NAME) if depth == 0 else mask_key(k) for k, _ in shown)
         masked = {
-            str(k): mask_value(v, str(k), tz, depth + 1) for k, v in list(value.items())[:_MAX_KEYS]
+            name: mask_value(v, str(k), tz, depth + 1)
+            for name, (k, v) in zip(names, shown, strict=True)
         }
         if len(value) > _MAX_KEYS:
             masked[ELLIPSIS] = plural(len(value) - _MAX_KEYS, "more key")

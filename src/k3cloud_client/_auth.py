@@ -33,6 +33,7 @@ from _huke_k3_core import (
     mask,
     snippet,
 )
+from _huke_k3_core._transport import loads
 
 if TYPE_CHECKING:
     import anyio
@@ -460,7 +461,7 @@ class _SessionLogin(httpx.Auth):
         # that of a refused login.
         cookies = _set_cookies(response)
         try:
-            body = json.loads(response.content)
+            body = loads(response.content)
         except ValueError:
             body = None
         body_session = body.get("KDSVCSessionId") if isinstance(body, Mapping) else None
@@ -480,7 +481,7 @@ class _SessionLogin(httpx.Auth):
             body_session if isinstance(body_session, str) else None,
         )
         text = self.redactor(snippet(response.text))
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # a redirect too: it names where it leads
             error = K3CloudHTTPError.from_response(response, text)
             if response.status_code in RETRYABLE_STATUSES:
                 # The call the login was for was never sent: safe to retry, even a write.

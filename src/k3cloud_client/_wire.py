@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from _huke_k3_core._transport import loads
 
 #: Where business services live, relative to the server URL.
 DYNAMIC_FORM_SERVICE = "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService"
@@ -62,7 +63,7 @@ def msg_code_of(content: bytes) -> int | None:
     if b"MsgCode" not in content:
         return None
     try:
-        status = find_response_status(json.loads(content))
+        status = find_response_status(loads(content))
     except ValueError:
         return None
     if status is None or status.get("IsSuccess") is True:

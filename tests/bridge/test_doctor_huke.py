@@ -399,3 +399,89 @@ def test_fields_show_mixed_types_and_fill_and_count_what_does_not_fit() -> None:
     assert lines[-1] == "… 13 more fields (see details)"
     assert "memo: string|null|integer, filled 2/3" in lines
     assert "1 with mixed types" in fields.summary
+
+
+PHONE = "13812345678"
+
+
+def test_nested_keys_that_are_no_field_names_are_masked_in_the_sample_and_the_shape() -> None:
+    """A trade's own fields are named as they are, but a key below them can be personal data
+    (contacts keyed by phone number): it is masked like a value, and two keys that mask alike
+    stay apart."""
+    at = START + timedelta(hours=1)
+    contacts = {PHONE: "张三丰家", "13987654321": "李四", "home_tel": 1, "x" * 100: 2}
+    row = fake_trade(create_time=at, tid="T1", contacts=contacts)
+    sample = run(FakeHuke(KEY, SECRET, trades=[row]))[0]["huke.sample"]
+    assert sample.details["trade"]["contacts"] == {
+        "1•••(11)": "张•••(4)",
+        "1•••(11)#2": "李•••(2)",
+        "home_tel": 9,
+        "x•••(100)": 9,
+    }
+    assert sample.details["trade"]["tid"] == "T•••(2)"  # the trade's own fields keep their names
+
+    fake = FakeHuke(KEY, SECRET)
+    fake.add_route("trade/searchTrades", lambda body: {"byPhone": {PHONE: {"n": 1}}, "n": 1})
+    found, _ = run(fake)
+    shape = found["huke.shape"]
+    assert shape.status == "fail"
+    assert "data.byPhone: object {1•••(11): object (1 key)}" in shape.details["lines"]
+    assert PHONE not in shown(found.values())
+
+
+def test_buyer_cids_the_sync_rejects_are_no_buyer_cids() -> None:
+    """'NaN' and blank buyerCids make every trade skipped by the sync (``junk_key``): the buyer
+    check fails and names what it found, instead of 'every trade has a buyerCid'."""
+    at = START + timedelta(hours=1)
+    junk = ["NaN", "NaN", "  ", "inf"]
+    rows = [fake_trade(create_time=at, tid=f"T{i}", buyer_cid=c) for i, c in enumerate(junk)]
+    buyer = run(FakeHuke(KEY, SECRET, trades=rows))[0]["huke.buyer"]
+    assert buyer.status == "fail", buyer
+    assert "no trade of 4 has a usable buyerCid" in buyer.summary
+    assert "the customer number 'NaN' is not a finite value (x2)" in buyer.summary
+    assert "the customer number is blank (x1)" in buyer.summary
+    assert buyer.details["buyerCid"]["usable"] == 0
+    assert buyer.details["buyerCid"]["rejected"] == {
+        "the customer number 'NaN' is not a finite value": 2,
+        "the customer number is blank": 1,
+        "the customer number 'inf' is not a finite value": 1,
+    }
+
+    rows.append(fake_trade(create_time=at, tid="T9", buyer_cid="wm1"))
+    buyer = run(FakeHuke(KEY, SECRET, trades=rows))[0]["huke.buyer"]
+    assert buyer.status == "warn"
+    assert buyer.summary.startswith("4 of 5 have a buyerCid the sync rejects (")
+
+
+def test_an_api_error_is_not_blamed_on_the_credentials_and_a_refused_page_size_says_so() -> None:
+    """The simulator refuses pageSize over 100 (Huke's own limit is unknown): the fix names
+    --sample, not the app secret. Any API error proves the request reached Huke."""
+    found, _ = run(FakeHuke(KEY, SECRET, trades=trades(3)), page_size=1000)
+    auth = found["huke.auth"]
+    assert auth.status == "fail"
+    assert auth.fix is not None
+    assert "HUKE_APP_SECRET" not in auth.fix
+    assert "--sample" in auth.fix
+    assert "1000" in auth.fix
+
+    fake = FakeHuke(KEY, SECRET)
+    fake.inject(envelope_error(40100, "rate limited"))
+    auth = run(fake)[0]["huke.auth"]
+    assert auth.fix is not None
+    assert auth.fix.startswith("the request reached Huke and was refused")
+    assert "\n" not in auth.fix
+
+
+def test_a_huge_server_message_or_key_is_cut_in_every_text() -> None:
+    """A 1 MB msg, or a trade field named by 100 000 characters, is no 1 MB report."""
+    fake = FakeHuke(KEY, SECRET)
+    fake.inject(envelope_error(40100, "m" * 1_000_000))
+    found, _ = run(fake)
+    assert found["huke.auth"].status == "fail"
+    assert len(shown(found.values())) < 10_000
+
+    at = START + timedelta(hours=1)
+    rows = [fake_trade(create_time=at, tid="T1", buyer_cid=None, **{"buyerId" + "y" * 100_000: 1})]
+    found, _ = run(FakeHuke(KEY, SECRET, trades=rows))
+    assert found["huke.buyer"].status == "fail"
+    assert len(shown(found.values())) < 20_000

@@ -586,3 +586,114 @@ def test_lower_case_proxy_variables_win_as_urllib_reads_them() -> None:
     assert _environment_proxies({"HTTPS_PROXY": "http://upper:1", "https_proxy": ""}) == {}
     cgi = {"HTTP_PROXY": "http://injected:1", "REQUEST_METHOD": "GET"}
     assert _environment_proxies(cgi) == {}
+
+
+# -- deadlines and dates --------------------------------------------------------------------
+
+
+class _Trickler(_Listener):
+    """Reads what the client sends first, sends ``opening``, then one byte every 0.2 s: each
+    read of the client's ends well within its timeout, and the answer never does."""
+
+    def __init__(self, opening: bytes, byte: bytes) -> None:
+        self.opening, self.byte = opening, byte
+        super().__init__()
+
+    def handle(self, conn: socket.socket) -> None:
+        conn.recv(65_536)
+        conn.sendall(self.opening)
+        while not self._stop.is_set():
+            conn.sendall(self.byte)
+            self._stop.wait(0.2)
+
+
+def _within(limit: float, run: Callable[[], list[Check]]) -> tuple[list[Check], float]:
+    """``run()`` in a thread (a hang fails the test instead of holding it): its checks, and how
+    long it took."""
+    found: list[list[Check]] = []
+    started = time.monotonic()
+    worker = threading.Thread(target=lambda: found.append(run()), daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert found, f"the checks were still running after {limit:g} s"
+    return found[0], time.monotonic() - started
+
+
+def test_a_head_sent_a_byte_at_a_time_ends_the_clock_check_at_its_timeout() -> None:
+    with _Trickler(b"HTTP/1.1 200 OK\r\nX-Pad: ", b"a") as server:
+        checks, elapsed = _within(
+            6, lambda: network_checks("huke", "Huke", f"http://127.0.0.1:{server.port}/", timeout=1)
+        )
+        clock = checks[3]
+        # The deadline shut the request's socket: no thread is left reading from it.
+        assert not [t for t in threading.enumerate() if t.name == "doctor-clock"]
+    assert elapsed < 2.5
+    assert (clock.status, clock.required) == ("warn", False)
+    assert "no answer within 1 s" in clock.summary
+    assert clock.details["error"] == "timeout"
+
+
+def test_a_tls_handshake_sent_a_byte_at_a_time_ends_the_tls_check_at_its_timeout() -> None:
+    """The TLS check relies on an SSL socket's timeout bounding its handshake as a whole (a
+    plain socket's bounds each read): a handshake record that announces 16 KB, then comes a
+    byte at a time, ends it at its timeout all the same."""
+    with _Trickler(b"\x16\x03\x03\x40\x00", b"\x00") as server:
+        checks, elapsed = _within(
+            6,
+            lambda: network_checks("huke", "Huke", f"https://127.0.0.1:{server.port}/", timeout=1),
+        )
+    assert elapsed < 2.5
+    tls = _by_kind(checks)["tls"]
+    assert tls.status == "fail"
+    assert "no TLS handshake from 127.0.0.1" in tls.summary
+    assert "within 1 s" in tls.summary
+    assert checks[3].status == "skip"
+
+
+@pytest.fixture
+def shanghai(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine's local time is UTC+8 (where a date read as local time is 8 hours off)."""
+    if not hasattr(time, "tzset"):
+        pytest.skip("time.tzset is Unix only")
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        assert time.localtime().tm_gmtoff == 8 * 3600
+        yield
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+@pytest.mark.parametrize("zone", [" -0000", "", " GMT", " +0800"])
+def test_a_date_in_minus_0000_or_without_a_zone_is_utc(shanghai: None, zone: str) -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        now = time.time() + (8 * 3600 if zone == " +0800" else 0)
+        date = time.strftime("%a, %d %b %Y %H:%M:%S", time.gmtime(now)) + zone
+        return httpx.Response(404, headers={"Date": date})
+
+    with LoopbackServer(handle) as server:
+        clock = network_checks("k3", "K/3 Cloud", server.url)[3]
+    assert clock.status == "pass", clock.summary
+    assert abs(clock.details["skew_s"]) < 2
+
+
+def test_the_basic_token_of_the_urls_password_never_shows() -> None:
+    """httpx sends a URL's userinfo as ``Authorization: Basic <user:password>``; a server that
+    quotes it (in its ``Date`` here) shows neither the password nor the token."""
+    password = "Ur1-Passw0rd"
+    token = base64.b64encode(f"u:{password}".encode()).decode()
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        quoted = request.headers.get("authorization", "none")
+        return httpx.Response(200, headers={"Date": f"{quoted} {token.rstrip('=')}"})
+
+    with LoopbackServer(echo) as server:
+        url = server.url.replace("http://", f"http://u:{password}@") + "/openapi"
+        clock = network_checks("huke", "Huke", url)[3]
+    assert clock.status == "warn"
+    assert "Basic ***" in clock.summary
+    report = _report([clock])
+    for text in (str(report), report.to_json(), report._repr_html_()):
+        assert password not in text
+        assert token.rstrip("=") not in text

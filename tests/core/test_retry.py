@@ -67,7 +67,15 @@ def test_invalid_policy_is_rejected(bad: dict[str, float]) -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("3", 3.0), ("2.5", 2.5), (" 7 ", 7.0), ("-4", 0.0), (None, None), ("soon", None), ("", None)],
+    [
+        ("3", 3.0),
+        ("2.5", 2.5),
+        (" 7 ", 7.0),
+        ("-4", None),
+        (None, None),
+        ("soon", None),
+        ("", None),
+    ],
 )
 def test_parse_retry_after_seconds(header: str | None, expected: float | None) -> None:
     assert parse_retry_after(header) == expected
