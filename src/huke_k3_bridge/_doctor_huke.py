@@ -397,7 +397,7 @@ def _shape_failed(
             details["items_key"] = key
             summary = f"{where}: the client looks under {_looked_under(options)}"
             fix = (
-                f"pass items_key={key!r} (huke-k3 --items-key {key}; "
+                f"pass items_key={key!r} (huke-k3 sync --items-key {key}; "
                 f"SyncOptions(search=SearchOptions(items_key={key!r})))"
             )
         elif "." not in key:

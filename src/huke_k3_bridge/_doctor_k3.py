@@ -32,7 +32,7 @@ from ._doctor_report import Check
 from ._doctor_sample import mask_value
 from ._errors import error_text
 from ._report import SyncReport
-from ._transform import CustomerTransform, Transform, prepare_trade
+from ._transform import CustomerTransform, Transform, prepare_trade, trade_to_customer
 
 #: The organisation form K/3 Cloud keeps its organisations in.
 ORG_FORM = "ORG_Organizations"
@@ -81,6 +81,14 @@ def _auth_failure(exc: Exception) -> tuple[str, str]:
     return f"the first call failed: {text}", _SETTINGS_FIX
 
 
+def _configurable(transform: Transform) -> CustomerTransform | None:
+    """The ``CustomerTransform`` behind ``transform`` (the scheme's default mapping is one with
+    every setting at its default), or ``None`` for a transform of the caller's own."""
+    if transform is trade_to_customer:
+        return CustomerTransform()
+    return transform if isinstance(transform, CustomerTransform) else None
+
+
 def _orgs_of(customers: Sequence[Any], transform: Transform) -> list[str]:
     """The organisation numbers the transform puts on customers: those of the sample, or the
     transform's own settings when the sample made none."""
@@ -88,8 +96,9 @@ def _orgs_of(customers: Sequence[Any], transform: Transform) -> list[str]:
     for customer in customers:
         orgs.setdefault(customer.create_org, None)
         orgs.setdefault(customer.use_org, None)
-    if not orgs and isinstance(transform, CustomerTransform):
-        orgs = dict.fromkeys((transform.create_org, transform.use_org))
+    configured = _configurable(transform)
+    if not orgs and configured is not None:
+        orgs = dict.fromkeys((configured.create_org, configured.use_org))
     return [org for org in orgs if org]
 
 
@@ -206,15 +215,16 @@ def _description_check(transform: Transform, customers: Sequence[Any]) -> Check:
     seen = (
         f"FDescription filled for {filled} of the {len(customers)} customers made from the sample"
     )
-    if isinstance(transform, CustomerTransform):
-        configured = transform.description is not None or "FDescription" in transform.fields
+    scheme = _configurable(transform)
+    if scheme is not None:
+        configured = scheme.description is not None or "FDescription" in scheme.fields
         if not configured:
             return _check(
                 "description",
                 "warn",
                 "not configured: every customer is saved without FDescription",
                 fix="give the transform a description source: CustomerTransform(description="
-                "...) or the tenants file's description table",
+                "your_data_set) (a tenants file names it: transform = 'module:attribute')",
                 required=False,
             )
         status = "pass" if filled or not customers else "warn"
@@ -390,7 +400,8 @@ def _org_check(k3: K3CloudClient, orgs: Sequence[str]) -> Check:
             + (f" (found: {shown})" if shown else "")
             + _account_orgs(k3),
             fix="set the transform's organisation to one of the account's: "
-            "CustomerTransform(create_org=..., use_org=...) or the tenants file's org",
+            "CustomerTransform(create_org=..., use_org=...) (a tenants file names it: "
+            "transform = 'module:attribute')",
             details=details,
         )
     return _check("org", "pass", f"found {shown}", details=details)

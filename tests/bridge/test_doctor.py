@@ -377,3 +377,16 @@ def test_a_server_that_never_answers_is_given_up_within_the_doctors_timeout(
         elapsed = time.monotonic() - started
     assert "huke.auth" in [check.id for check in report.failed]
     assert elapsed < 4.0  # two attempts of 0.5 s and a short wait; the server hangs 5 s each
+
+
+def test_the_scheme_transform_is_checked_even_without_a_sample(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """No trade in the window: the default mapping's organisation (100) is still looked up, and
+    its missing description lookup still said."""
+    with _served(clean_env, trades=[]):
+        report = doctor(network=False)
+    assert report["k3.org"].status == "pass"
+    assert "100" in report["k3.org"].summary
+    assert report["k3.description"].status == "warn"
+    assert "not configured" in report["k3.description"].summary

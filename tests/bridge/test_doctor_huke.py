@@ -142,7 +142,7 @@ def test_an_unfamiliar_list_key_fails_shape_with_the_items_key_fix() -> None:
     assert shape.status == "fail"
     assert "array of 8 objects at data.tradeList" in shape.summary
     assert shape.fix == (
-        "pass items_key='tradeList' (huke-k3 --items-key tradeList; "
+        "pass items_key='tradeList' (huke-k3 sync --items-key tradeList; "
         "SyncOptions(search=SearchOptions(items_key='tradeList')))"
     )
     assert shape.details["keys"] == {"tradeList": "array of 8 objects", "total": "integer"}
