@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._doctor import DEFAULT_SAMPLE_SIZE, DEFAULT_SAMPLE_SPAN, MAX_SAMPLE_SPAN
+
+if TYPE_CHECKING:
+    from .tenants import Tenant
 
 EXIT_USAGE = 2
 
@@ -84,6 +87,26 @@ def add_doctor_command(commands: Any) -> None:
     doctor.set_defaults(use_async=False)
 
 
+def _settings_fixes(args: argparse.Namespace, tenant: Tenant | None) -> dict[str, str]:
+    """The fix of a settings failure, for settings that came from a tenants file or a conf.ini
+    (the default fixes name the environment variables, which these do not read)."""
+    fixes: dict[str, str] = {}
+    if tenant is not None:
+        where = f"{str(args.tenants)!r} [tenants.{tenant.name}"
+        names = [tenant.huke.app_key_env, tenant.huke.app_secret_env]
+        fixes["huke"] = f"set {', '.join(names)} (named by {where}.huke]), or correct that table"
+        secrets = [tenant.k3.app_id_env, tenant.k3.app_secret_env, tenant.k3.password_env]
+        named = ", ".join(name for name in secrets if name)
+        fixes["k3"] = f"set {named} (named by {where}.k3]), or correct that table"
+    elif args.k3_ini:
+        section = args.k3_section or "config"
+        fixes["k3"] = (
+            f"correct {args.k3_ini!r}: the official SDK's x-kdapi-* keys in section [{section}] "
+            "(--k3-section names another), saved as UTF-8 or GBK"
+        )
+    return fixes
+
+
 def run_doctor_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """The ``doctor`` command; its exit status."""
     from datetime import timedelta
@@ -116,11 +139,14 @@ def run_doctor_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         options = attrs.evolve(options, transform=tenant_options["transform"])
         sources["transform"] = f"tenants file {str(args.tenants)!r} [tenants.{tenant.name}]"
     huke, k3, errors = make_clients(args, tenant)
+    fixes = _settings_fixes(args, tenant)
     # The parser sets use_async=False for doctor: the clients are the sync ones.
     assert not isinstance(huke, AsyncHukeClient)
     assert not isinstance(k3, AsyncK3CloudClient)
     try:
-        report = diagnose(huke, k3, options, config_errors=errors, sources=sources)
+        report = diagnose(
+            huke, k3, options, config_errors=errors, config_fixes=fixes, sources=sources
+        )
     finally:
         for client in (huke, k3):
             if client is not None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from ._doctor_report import Check, DoctorReport, SettingSource
 from ._transform import CustomerTransform, Transform, trade_to_customer
 
 C = TypeVar("C", HukeClient, K3CloudClient)
+T = TypeVar("T")
 
 #: How far back the doctor samples trades by default.
 DEFAULT_SAMPLE_SPAN = timedelta(hours=24)
@@ -225,10 +227,13 @@ def diagnose(
     options: DoctorOptions,
     *,
     config_errors: Mapping[str, Exception] | None = None,
+    config_fixes: Mapping[str, str] | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> DoctorReport:
     """:func:`doctor` with what the CLI adds: the configuration errors it met making the clients
-    (``{"huke": error, "k3": error}``), and where the bridge's settings came from."""
+    (``{"huke": error, "k3": error}``) and the fix of each (when the settings came from a file,
+    not the environment), and where the bridge's settings came from."""
+    fixes = config_fixes or {}
     for name, client, kind in (("huke", huke, HukeClient), ("k3", k3, K3CloudClient)):
         if client is not None and not isinstance(client, kind):
             raise TypeError(
@@ -262,14 +267,20 @@ def diagnose(
                 "huke",
                 "Huke",
                 errors.get("huke"),
-                "set HUKE_APP_KEY and HUKE_APP_SECRET (and HUKE_BASE_URL if not the default)",
+                fixes.get(
+                    "huke",
+                    "set HUKE_APP_KEY and HUKE_APP_SECRET (and HUKE_BASE_URL if not the default)",
+                ),
             ),
             _settings_check(
                 "k3",
                 "K/3 Cloud",
                 errors.get("k3"),
-                "set K3CLOUD_SERVER_URL, K3CLOUD_ACCT_ID, K3CLOUD_USER_NAME and K3CLOUD_APP_ID + "
-                "K3CLOUD_APP_SECRET, or pass --k3-ini conf.ini",
+                fixes.get(
+                    "k3",
+                    "set K3CLOUD_SERVER_URL, K3CLOUD_ACCT_ID, K3CLOUD_USER_NAME and "
+                    "K3CLOUD_APP_ID + K3CLOUD_APP_SECRET, or pass --k3-ini conf.ini",
+                ),
             ),
             *_checks(_bounded(huke, options), _bounded(k3, options), options),
         ]
@@ -315,16 +326,99 @@ def _checks(
     if huke is None:
         checks.extend(_skip_all(HUKE_CHECKS, "the Huke settings are incomplete"))
     else:
-        huke_found, sample = huke_checks(
-            huke, start=since, end=until, page_size=options.sample_size, search=options.search
+        client = huke
+        huke_found, sample = _within(
+            2 * options.timeout + 2,
+            lambda: huke_checks(
+                client,
+                start=since,
+                end=until,
+                page_size=options.sample_size,
+                search=options.search,
+            ),
+            lambda seconds: (_late(HUKE_CHECKS, "Huke", seconds), []),
         )
-        checks.extend(huke_found)
+        checks.extend(_judged_by_the_dry_run(huke_found, options.transform))
         if any(c.id == "huke.auth" and c.status == "pass" for c in huke_found):
             trades = sample
     if k3 is None:
         checks.extend(_skip_all(K3_CHECKS, "the K/3 Cloud settings are incomplete"))
     else:
+        k3_client = k3
         checks.extend(
-            k3_checks(k3, transform=options.transform, trades=trades, start=since, end=until)
+            _within(
+                6 * options.timeout + 3,
+                lambda: k3_checks(
+                    k3_client, transform=options.transform, trades=trades, start=since, end=until
+                ),
+                lambda seconds: _late(K3_CHECKS, "K/3 Cloud", seconds),
+            )
         )
     return checks
+
+
+def _within(seconds: float, work: Callable[[], T], late: Callable[[float], T]) -> T:
+    """``work()``'s result when it ends within ``seconds``, else ``late(seconds)``.
+
+    httpx's timeouts bound each read, not a whole reply: a server sending its reply a byte at a
+    time keeps a call going for as long as it likes. The work runs in a daemon thread; one left
+    behind ends with its call (when the client is closed, or the bytes stop) or with the program.
+    """
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(work())
+        except BaseException as exc:  # handed to the caller's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, name="huke-k3-doctor", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        return late(seconds)
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+def _late(checks: Mapping[str, tuple[str, bool]], label: str, seconds: float) -> list[Check]:
+    """The checks of a service whose calls did not end in time: the first failed, the rest not
+    run."""
+    first, *rest = checks.items()
+    check_id, (title, required) = first
+    late = Check(
+        id=check_id,
+        section=check_id.partition(".")[0],
+        title=title,
+        status="fail",
+        summary=f"{label}'s checks did not end within {seconds:g} s: a reply came too slowly "
+        "(a server or a proxy sending it a little at a time?)",
+        fix="try again; if it lasts, test the same call with curl from this machine, and "
+        "look at the proxy or the load balancer in between",
+        required=required,
+    )
+    return [late, *_skip_all(dict(rest), f"{label}'s checks did not end in time")]
+
+
+def _judged_by_the_dry_run(checks: list[Check], transform: Transform) -> list[Check]:
+    """``checks`` with the buyer check made advisory when the transform takes its customer
+    number from elsewhere than ``buyerCid``: then the dry run decides, with that transform."""
+    from ._doctor_k3 import number_from_buyer_cid
+
+    if number_from_buyer_cid(transform):
+        return checks
+    return [
+        attrs.evolve(
+            check,
+            status="info",
+            required=False,
+            summary="the transform's FNumber does not come from buyerCid (the dry run tries it): "
+            + check.summary,
+            fix=None,
+        )
+        if check.id == "huke.buyer" and check.status in ("fail", "warn")
+        else check
+        for check in checks
+    ]

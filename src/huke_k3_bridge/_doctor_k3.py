@@ -89,6 +89,15 @@ def _configurable(transform: Transform) -> CustomerTransform | None:
     return transform if isinstance(transform, CustomerTransform) else None
 
 
+def number_from_buyer_cid(transform: Transform) -> bool:
+    """Whether ``transform`` makes ``FNumber`` of ``buyerCid`` (the scheme's mapping, not
+    changed); ``False`` for a transform of the caller's own, which may take it from anywhere."""
+    configured = _configurable(transform)
+    if configured is None:
+        return False
+    return configured.fields.get("FNumber", "{{buyerCid}}") == "{{buyerCid}}"
+
+
 def _orgs_of(customers: Sequence[Any], transform: Transform) -> list[str]:
     """The organisation numbers the transform puts on customers: those of the sample, or the
     transform's own settings when the sample made none."""

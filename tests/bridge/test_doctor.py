@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -390,3 +392,107 @@ def test_the_scheme_transform_is_checked_even_without_a_sample(
     assert "100" in report["k3.org"].summary
     assert report["k3.description"].status == "warn"
     assert "not configured" in report["k3.description"].summary
+
+
+@contextlib.contextmanager
+def _trickling_server() -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every request with a head, then one body byte every
+    0.3 s: each read well within any timeout, the reply never complete. Its URL."""
+    stop = threading.Event()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+
+    def serve_one(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+            conn.sendall(b"Content-Length: 100000\r\n\r\n{")
+            while not stop.wait(0.3):
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve_one, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.mark.parametrize("service", ["huke", "k3"])
+def test_a_reply_that_trickles_in_ends_the_checks_within_their_budget(
+    clean_env: pytest.MonkeyPatch, service: str
+) -> None:
+    with _served(clean_env), _trickling_server() as url:
+        if service == "huke":
+            clean_env.setenv("HUKE_BASE_URL", url + "/openapi")
+        else:
+            clean_env.setenv("K3CLOUD_SERVER_URL", url + "/k3cloud/")
+        started = time.monotonic()
+        report = doctor(network=False, timeout=0.5)
+        elapsed = time.monotonic() - started
+    assert f"{service}.auth" in [check.id for check in report.failed]
+    assert "did not end within" in report[f"{service}.auth"].summary
+    assert elapsed < 8.0
+
+
+def test_a_transform_taking_the_number_elsewhere_is_judged_by_its_dry_run(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    now_ms = int(time.time() * 1000)
+    trades = _trades(now_ms)
+    for trade in trades:
+        trade["userId"] = "U-" + trade.pop("buyerCid")
+    with _served(clean_env, trades=trades):
+        default = doctor(network=False)
+        by_user_id = CustomerTransform().with_fields(FNumber="{{userId}}")
+        mapped = doctor(network=False, transform=by_user_id)
+    assert "huke.buyer" in [check.id for check in default.failed]
+    assert "userId" in (default["huke.buyer"].fix or "")
+    assert mapped.ok, str(mapped)
+    assert mapped["huke.buyer"].status == "info"
+    assert mapped["k3.dry_run"].details["counts"]["created"] == 5
+
+
+def test_the_settings_fixes_name_the_tenants_variables_and_the_conf_ini(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        """
+[tenants.north.huke]
+app_key_env = "NORTH_KEY"
+app_secret_env = "NORTH_SECRET"
+
+[tenants.north.k3]
+server_url = "http://127.0.0.1:9/k3cloud/"
+acct_id = "a"
+user_name = "u"
+app_id_env = "NORTH_APP_ID"
+app_secret_env = "NORTH_APP_SECRET"
+""",
+        encoding="utf-8",
+    )
+    argv = ["--tenants", str(tenants), "--tenant", "north", "--no-network"]
+    _, _, report = _run(capsys, *argv)
+    fixes = {check["id"]: check["fix"] for check in report["checks"]}
+    assert "NORTH_KEY" in fixes["settings.huke"]
+    assert "HUKE_APP_KEY" not in fixes["settings.huke"]
+    assert "NORTH_APP_ID" in fixes["settings.k3"]
+    assert "K3CLOUD_" not in fixes["settings.k3"]
+    ini = tmp_path / "conf.ini"
+    ini.write_bytes("[config]\nx-kdapi-acctid = 帐套\n".encode("gbk"))
+    _, _, report = _run(capsys, "--k3-ini", str(ini), "--no-network")
+    k3_fix = next(c["fix"] for c in report["checks"] if c["id"] == "settings.k3")
+    assert str(ini) in k3_fix
+    assert "--k3-ini" not in k3_fix
