@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
+from ._redact import redact_everywhere
 from ._retry import parse_retry_after
 from ._text import one_line, plural
 
@@ -46,6 +47,11 @@ def safe_url(url: httpx.URL) -> str:
 class SDKError(Exception):
     """Base of every error raised by the clients in this distribution."""
 
+    #: False when the caller's request was surely never sent, so a write cannot have been carried
+    #: out and may be sent again: the connection was never made, or what failed was a request an
+    #: auth flow sends before the caller's own (a login).
+    request_sent: bool = True
+
 
 class HTTPStatusError(SDKError):
     """The server answered with a non-success HTTP status (an error, or a redirect: the clients
@@ -72,13 +78,22 @@ class HTTPStatusError(SDKError):
         self.retry_after = retry_after
 
     @classmethod
-    def from_response(cls, response: httpx.Response, body: str) -> HTTPStatusError:
+    def from_response(
+        cls,
+        response: httpx.Response,
+        body: str,
+        *,
+        redact: Callable[[str], str] | None = None,
+    ) -> HTTPStatusError:
+        """The error for ``response``; ``body`` is its snippet, already redacted. ``redact`` is
+        the client's redactor, for the ``Location`` of a redirect (server text too: it may
+        quote a session id or a signature); without one, every live redactor's."""
         request = response.request
         status = response.status_code
         location: str | None = None
         if 300 <= status < 400:
             # Its body (often empty) says nothing; where it points says what to fix.
-            location, hint = _redirect(response)
+            location, hint = _redirect(response, redact or redact_everywhere)
             target = f"to {location}" if location else "naming no Location"
             message = (
                 f"{request.method} {request.url.path} answered HTTP {status}, a redirect "
@@ -103,8 +118,10 @@ class ConnectionFailedError(SDKError):
     def __init__(self, message: str, *, url: str, reached_server: bool) -> None:
         super().__init__(message)
         self.url = url
-        #: False only when the request surely never reached the server (connect failures).
+        #: False only when the request surely never reached the server (connect failures, or a
+        #: login sent first failing).
         self.reached_server = reached_server
+        self.request_sent = reached_server
 
 
 class RequestTimeoutError(ConnectionFailedError):
@@ -122,14 +139,16 @@ class ResponseFormatError(SDKError):
         self.transient = transient
 
 
-def _redirect(response: httpx.Response) -> tuple[str, str]:
+def _redirect(response: httpx.Response, redact: Callable[[str], str]) -> tuple[str, str]:
     """Where a 3xx points ("" for no Location) and what that says about the base URL.
 
     The target is shown absolute, without user info, query or fragment: where single sign-on
-    pages carry their tickets.
+    pages carry their tickets. What a path still holds (an ASP.NET cookieless session,
+    ``/(S(id))/``, a signature echoed back) is masked by ``redact``, before the URL is parsed and
+    again after: parsing may re-encode a secret into a form the first pass did not match.
     """
     url = response.request.url
-    location = response.headers.get("Location", "").strip()
+    location = redact(response.headers.get("Location", "").strip())
     if not location:
         return "", "check the base URL (a proxy or a web server answering instead of the service)"
     try:
@@ -139,9 +158,9 @@ def _redirect(response: httpx.Response) -> tuple[str, str]:
     if target is None:
         # Not readable as a URL: shown up to its query, past anything that may be user info.
         shown = location.split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
-        return one_line(shown, _LOCATION_LIMIT), "check the base URL"
-    shown = one_line(
-        str(target.copy_with(userinfo=b"", query=None, fragment=None)), _LOCATION_LIMIT
+        return redact(one_line(shown, _LOCATION_LIMIT)), "check the base URL"
+    shown = redact(
+        one_line(str(target.copy_with(userinfo=b"", query=None, fragment=None)), _LOCATION_LIMIT)
     )
     if target.host != url.host:
         hint = (

@@ -6,7 +6,8 @@ comes into being; every text a server sent passes through the redactor before it
 raised or logged. Credentials are kept for the client's lifetime; session ids and per-request
 signatures in small FIFO pools, so that re-logins and requests never grow a redactor without
 bound. Values of headers and cookies that carry secrets (``kdservice-sessionid=…``,
-``x-kd-signature: …``, ``"password": "…"``) are masked by name as well, registered or not.
+``x-kd-signature: …``, ``"password": "…"``) are masked by name as well, registered or not, and
+so are the ids of ASP.NET cookieless URLs (``/(S(…))/``).
 
 httpx and httpcore log response headers at DEBUG (``set-cookie: kdservice-sessionid=…``) before
 any client has seen the reply: ``install_log_filter`` puts a filter on their loggers that masks
@@ -70,9 +71,21 @@ _NAMED_VALUE = re.compile(
 )
 
 
+#: The ids of an ASP.NET cookieless URL (``/(S(session))/``, ``/(A(anonymous)F(ticket))/``): a
+#: gateway's redirect carries them in its Location's path, and a server may have issued them
+#: itself (no redactor knows them then).
+_COOKIELESS_ID = re.compile(r"(?<=[()])(?P<key>[ASF])\((?P<value>[^()\s'\"]+)\)")
+
+
 def mask_named_values(text: str) -> str:
-    """``text`` with the value of every secret-bearing header, cookie or setting masked."""
-    return _NAMED_VALUE.sub(lambda m: m["head"] + MASK, text) if text else text
+    """``text`` with the value of every secret-bearing header, cookie or setting masked, and
+    the ids of ASP.NET cookieless URLs."""
+    if not text:
+        return text
+    text = _NAMED_VALUE.sub(lambda m: m["head"] + MASK, text)
+    if "(" in text:
+        text = _COOKIELESS_ID.sub(lambda m: f"{m['key']}({MASK})", text)
+    return text
 
 
 def _variants(secret: str) -> set[str]:

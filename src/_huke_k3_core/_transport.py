@@ -223,14 +223,14 @@ class BaseAPIClient(Generic[HttpxClientT]):
     # -- decisions ------------------------------------------------------------------------------
 
     def _check_status(self, response: httpx.Response) -> None:
-        # httpx follows no redirect unless told to; a 3xx read as a reply would be an empty body
-        # "that is not JSON", hiding the status and where it points.
+        # Redirects are never followed (see ``_send``); a 3xx read as a reply would be an empty
+        # body "that is not JSON", hiding the status and where it points.
         if response.status_code >= 300:
             raise self._status_error(response)
 
     def _status_error(self, response: httpx.Response) -> HTTPStatusError:
         return self._errors.http_status.from_response(
-            response, self._redact(snippet(response.text))
+            response, self._redact(snippet(response.text)), redact=self._redact
         )
 
     def decode_json(self, response: httpx.Response) -> Any:
@@ -292,8 +292,10 @@ class BaseAPIClient(Generic[HttpxClientT]):
             # A reply damaged past decoding is a lost reply: a read is repeated, a write is not
             # (it may have been carried out), unless what was damaged was the reply to a request
             # an auth flow sent first (a login), the caller's own never sent.
-            retryable = idempotent or not _may_have_reached_server(exc, request)
+            reached = _may_have_reached_server(exc, request)
+            retryable = idempotent or not reached
             error = self._undecodable(exc)
+            error.request_sent = reached
         elif isinstance(exc, HTTPStatusError):
             status = exc.status_code
             retryable = status in RETRYABLE_STATUSES and (idempotent or status == 429)
@@ -406,9 +408,15 @@ class SyncAPIClient(BaseAPIClient[httpx.Client]):
             request, started = make_request(), time.perf_counter()
             try:
                 # Read here, not by httpx: a body its Content-Encoding garbles then fails with
-                # the response at hand, so that the error can name the encoding.
+                # the response at hand, so that the error can name the encoding. Redirects are
+                # never followed, whatever the user's client says: httpx would carry the
+                # signatures, session cookies and login bodies (auth flows' requests too) to
+                # whatever host a Location names.
                 response = self._http.send(
-                    request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True
+                    request,
+                    auth=auth or httpx.USE_CLIENT_DEFAULT,
+                    stream=True,
+                    follow_redirects=False,
                 )
                 try:
                     response.read()
@@ -456,10 +464,12 @@ class AsyncAPIClient(BaseAPIClient[httpx.AsyncClient]):
         while True:
             request, started = make_request(), time.perf_counter()
             try:
-                # Read here, not by httpx: a body its Content-Encoding garbles then fails with
-                # the response at hand, so that the error can name the encoding.
+                # Read here, and redirects never followed: as in SyncAPIClient._send.
                 response = await self._http.send(
-                    request, auth=auth or httpx.USE_CLIENT_DEFAULT, stream=True
+                    request,
+                    auth=auth or httpx.USE_CLIENT_DEFAULT,
+                    stream=True,
+                    follow_redirects=False,
                 )
                 try:
                     await response.aread()

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from functools import partial
 from http.cookies import CookieError, SimpleCookie
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
 import httpx
@@ -29,6 +29,7 @@ from _huke_k3_core import (
     USER_AGENT,
     Redactor,
     RetryableResponse,
+    SDKError,
     dumps,
     mask,
     snippet,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 from ._wire import AUTH_SERVICE, MSG_SESSION_LOST, SERVICE_SUFFIX, SESSION_COOKIE, msg_code_of
 from .errors import (
     K3CloudConfigError,
+    K3CloudError,
     K3CloudHTTPError,
     K3CloudResponseError,
     LoginError,
@@ -398,7 +400,14 @@ class _SessionLogin(httpx.Auth):
         self._logins += 1
         response = yield self._login_request(request)
         assert response is not None
-        session_id, cookie_header = self._parse_login(response)
+        try:
+            session_id, cookie_header = self._parse_login(response)
+        except RetryableResponse as exc:
+            _not_sent(exc.error)
+            raise
+        except K3CloudError as exc:
+            _not_sent(exc)
+            raise
         with self._state:
             self._generation += 1
             self._session = _Session(session_id, cookie_header, self._generation)
@@ -429,12 +438,14 @@ class _SessionLogin(httpx.Auth):
 
     def _refusing(self, request: httpx.Request) -> SessionLostError:
         name = request.url.path.rsplit("/", 1)[-1].removesuffix(SERVICE_SUFFIX)
-        return SessionLostError(
-            f"not sent: K/3 Cloud refused the last {self._fresh_refusals} new sessions before "
-            "they served any call (check the user, the data centre, and that the servers behind "
-            "a load balancer share sessions)",
-            msg_code=MSG_SESSION_LOST,
-            operation=name.rpartition(".")[2],
+        return _not_sent(
+            SessionLostError(
+                f"not sent: K/3 Cloud refused the last {self._fresh_refusals} new sessions before "
+                "they served any call (check the user, the data centre, and that the servers behind "
+                "a load balancer share sessions)",
+                msg_code=MSG_SESSION_LOST,
+                operation=name.rpartition(".")[2],
+            )
         )
 
     def _login_request(self, request: httpx.Request) -> httpx.Request:
@@ -482,7 +493,7 @@ class _SessionLogin(httpx.Auth):
         )
         text = self.redactor(snippet(response.text))
         if response.status_code >= 300:  # a redirect too: it names where it leads
-            error = K3CloudHTTPError.from_response(response, text)
+            error = K3CloudHTTPError.from_response(response, text, redact=self.redactor)
             if response.status_code in RETRYABLE_STATUSES:
                 # The call the login was for was never sent: safe to retry, even a write.
                 raise RetryableResponse(error, retry_after=error.retry_after)
@@ -525,6 +536,17 @@ class _SessionLogin(httpx.Auth):
             f"{type(self).__name__}(acct_id={self.acct_id!r}, user_name={self.user_name!r}, "
             f"lcid={self.lcid!r}, session={mask(self._session.id if self._session else None)})"
         )
+
+
+_E = TypeVar("_E", bound=Exception)
+
+
+def _not_sent(error: _E) -> _E:
+    """``error``, marked as raised before the caller's request was sent (a login failed first):
+    a write it stopped was not carried out, and is safe to send again."""
+    if isinstance(error, SDKError):
+        error.request_sent = False
+    return error
 
 
 def _set_cookies(response: httpx.Response) -> dict[str, str]:

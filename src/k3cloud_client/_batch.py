@@ -173,12 +173,16 @@ class BatchPlan:
             self.fatal = exc
         msg_code = exc.msg_code if isinstance(exc, K3CloudAPIError) else None
         uncertain = _may_have_been_saved(exc)
+        if uncertain:
+            outcome = " (the rows MAY have been saved)"
+        else:
+            outcome = "" if exc.request_sent else " (not sent: safe to send again)"
         self._logger.warning(
             "BatchSave %s: chunk %d (%s) failed as a whole%s: %s",
             self.form_id,
             chunk.ordinal,
             plural(len(chunk.rows), "row"),
-            " (the rows MAY have been saved)" if uncertain else "",
+            outcome,
             exc,
         )
         for row in chunk.rows:
@@ -347,6 +351,8 @@ def _ambiguous(position: int, rows: Sequence[Row], *, refused: AbstractSet[int])
 
 def _may_have_been_saved(exc: K3CloudError) -> bool:
     """Whether a call that failed as a whole may nevertheless have saved its rows."""
+    if not exc.request_sent:  # a login failed first, or no connection was made
+        return False
     if isinstance(exc, K3CloudConnectionError):  # timeouts included
         return exc.reached_server
     if isinstance(exc, K3CloudAuthenticationError):

@@ -7,7 +7,7 @@ public names are the ones defined here without a leading underscore.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import httpx
@@ -40,10 +40,16 @@ class K3CloudHTTPError(K3CloudError, HTTPStatusError):
     """The server answered with an HTTP error status."""
 
     @classmethod
-    def from_response(cls, response: httpx.Response, body: str) -> HTTPStatusError:
+    def from_response(
+        cls,
+        response: httpx.Response,
+        body: str,
+        *,
+        redact: Callable[[str], str] | None = None,
+    ) -> HTTPStatusError:
         if cls is K3CloudHTTPError and PASSPORT_FAILURE in body:
-            return K3CloudAuthenticationError.from_response(response, body)
-        return super().from_response(response, body)
+            return K3CloudAuthenticationError.from_response(response, body, redact=redact)
+        return super().from_response(response, body, redact=redact)
 
 
 class K3CloudAuthenticationError(K3CloudHTTPError):
