@@ -108,6 +108,23 @@ def _add_verbosity(commands: Any) -> None:
         )
 
 
+def add_settings_arguments(command: argparse.ArgumentParser, *, tenants: str) -> None:
+    """The flags saying where a command's settings come from (``sync`` and ``doctor``): the
+    conf.ini, the tenants file (``tenants``: its help) and tenant, Huke's items key; and
+    ``--json``."""
+    command.add_argument("--json", action="store_true", help="print the report as JSON")
+    command.add_argument("--k3-ini", metavar="PATH", help="K/3 Cloud settings from a conf.ini")
+    command.add_argument("--k3-section", metavar="NAME", help="section of the conf.ini")
+    command.add_argument("--tenants", metavar="FILE", help=tenants)
+    command.add_argument("--tenant", metavar="NAME", help="the tenant of --tenants")
+    command.add_argument(
+        "--items-key",
+        metavar="KEY",
+        help="the key of Huke's reply data holding the trades, when it is not detected (huke-k3 "
+        "doctor tells)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``huke-k3`` argument parser."""
     parser = _Parser(
@@ -176,16 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="when another run holds --state, wait for it to end (as long as it takes, or at "
         "most SECONDS: 30, 10m) instead of exiting 2 at once",
     )
-    sync.add_argument("--json", action="store_true", help="print the report as JSON")
-    sync.add_argument("--k3-ini", metavar="PATH", help="K/3 Cloud settings from a conf.ini")
-    sync.add_argument("--k3-section", metavar="NAME", help="section of the conf.ini")
-    sync.add_argument(
-        "--tenants",
-        metavar="FILE",
-        help="a tenants file (TOML, see docs/tenants.md): run its tenant --tenant with that "
+    add_settings_arguments(
+        sync,
+        tenants="a tenants file (TOML, see docs/tenants.md): run its tenant --tenant with that "
         "tenant's clients, transform, window and state (--state and --window win)",
     )
-    sync.add_argument("--tenant", metavar="NAME", help="the tenant of --tenants to run")
     sync.add_argument(
         "--window",
         type=parse_duration,
@@ -202,12 +214,6 @@ def build_parser() -> argparse.ArgumentParser:
         dest="use_async",
         action="store_true",
         help="use the async engine: fetches, looks up and saves concurrently",
-    )
-    sync.add_argument(
-        "--items-key",
-        metavar="KEY",
-        help="the key of Huke's reply data holding the trades, when it is not detected (huke-k3 "
-        "doctor tells)",
     )
     from ._cli_dispatch import add_dispatch_command  # loads no Celery until it runs
     from ._cli_doctor import add_doctor_command

@@ -39,7 +39,7 @@ def _more_than_zero(unit: str, most: float) -> Callable[[str], float]:
 
 def add_doctor_command(commands: Any) -> None:
     """Add ``doctor`` to ``huke-k3``'s sub-commands (``commands``: the subparsers action)."""
-    from ._cli import _positive_int
+    from ._cli import _positive_int, add_settings_arguments
 
     doctor = commands.add_parser(
         "doctor",
@@ -50,11 +50,7 @@ def add_doctor_command(commands: Any) -> None:
         "a dry run of the transform over the sample. Exit status: 0 when every required check "
         "passed, 1 when one failed (the report names it), 2 for usage errors.",
     )
-    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
-    doctor.add_argument("--k3-ini", metavar="PATH", help="K/3 Cloud settings from a conf.ini")
-    doctor.add_argument("--k3-section", metavar="NAME", help="section of the conf.ini")
-    doctor.add_argument("--tenants", metavar="FILE", help="a tenants file (see docs/tenants.md)")
-    doctor.add_argument("--tenant", metavar="NAME", help="the tenant of --tenants to check")
+    add_settings_arguments(doctor, tenants="a tenants file (see docs/tenants.md): check its tenant")
     doctor.add_argument(
         "--hours",
         type=_more_than_zero("hours", MAX_SAMPLE_SPAN.total_seconds() / 3600),
@@ -68,11 +64,6 @@ def add_doctor_command(commands: Any) -> None:
         default=DEFAULT_SAMPLE_SIZE,
         metavar="N",
         help="trades to sample (20)",
-    )
-    doctor.add_argument(
-        "--items-key",
-        metavar="KEY",
-        help="the key of Huke's reply data holding the trades, when it is not detected",
     )
     doctor.add_argument(
         "--no-network", action="store_true", help="leave out the DNS/TCP/TLS/clock probes"
