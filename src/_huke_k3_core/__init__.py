@@ -10,6 +10,8 @@ from ._errors import (
     RequestTimeoutError,
     ResponseFormatError,
     SDKError,
+    json_kind,
+    json_type,
     safe_url,
     snippet,
 )
@@ -63,6 +65,8 @@ __all__ = [
     "WireModel",
     "check_url",
     "dumps",
+    "json_kind",
+    "json_type",
     "make_converter",
     "mask",
     "one_line",

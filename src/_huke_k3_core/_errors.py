@@ -21,22 +21,43 @@ def snippet(text: str | bytes, limit: int = SNIPPET_LIMIT) -> str:
     return one_line(text, limit)
 
 
-def json_kind(value: Any) -> str:
-    """What a received JSON value is, without its content: ``"text of 11 characters"``, ``"a
-    JSON object of 1 key"``. For logs and messages about a value that may be personal data."""
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value: ``string``, ``integer``, ``number``, ``boolean``,
+    ``null``, ``object`` or ``array`` (a Python type's name for anything JSON does not make)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "a JSON boolean"
-    if isinstance(value, int | float):
-        return "a JSON number"
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
     if isinstance(value, str):
-        return f"text of {plural(len(value), 'character')}"
+        return "string"
     if isinstance(value, Mapping):
-        return f"a JSON object of {plural(len(value), 'key')}"
+        return "object"
     if isinstance(value, list | tuple):
+        return "array"
+    return type(value).__name__
+
+
+def json_kind(value: Any) -> str:
+    """What a received JSON value is, without its content: ``"text of 11 characters"``, ``"a
+    JSON object of 1 key"``. For logs and messages about a value that may be personal data."""
+    kind = json_type(value)
+    if kind == "null":
+        return kind
+    if kind in ("integer", "number"):
+        return "a JSON number"
+    if kind == "boolean":
+        return "a JSON boolean"
+    if kind == "string":
+        return f"text of {plural(len(value), 'character')}"
+    if kind == "object":
+        return f"a JSON object of {plural(len(value), 'key')}"
+    if kind == "array":
         return f"a JSON array of {plural(len(value), 'item')}"
-    return f"a {type(value).__name__}"
+    return f"a {kind}"
 
 
 def safe_url(url: httpx.URL) -> str:

@@ -14,8 +14,7 @@ from typing import Any
 
 import attrs
 
-from _huke_k3_core import WireFieldError, dumps, snippet, structure_lenient
-from _huke_k3_core._errors import json_kind
+from _huke_k3_core import WireFieldError, dumps, json_kind, snippet, structure_lenient
 from _huke_k3_core._models import wire_name
 
 from ._errors import HukeResponseError

@@ -17,7 +17,15 @@ from typing import Any
 
 import attrs
 
-from _huke_k3_core import ELLIPSIS, WireFieldError, one_line, plural, safe_url, shorten
+from _huke_k3_core import (
+    ELLIPSIS,
+    WireFieldError,
+    json_type,
+    one_line,
+    plural,
+    safe_url,
+    shorten,
+)
 from huke_client import (
     HukeAPIError,
     HukeClient,
@@ -43,7 +51,6 @@ from ._doctor_sample import (
     array_outline,
     buyer_check,
     fields_check,
-    json_type,
     make_check,
     mask_keys,
     outline,

@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from _huke_k3_core import ELLIPSIS, one_line, plural, shorten, wire_text
+from _huke_k3_core import ELLIPSIS, json_type, one_line, plural, shorten, wire_text
 from huke_client.pagination import TRADE_ID_KEYS
 
 from ._doctor_report import Check, CheckStatus
@@ -32,7 +32,6 @@ __all__ = [
     "buyer_check",
     "field_stats",
     "fields_check",
-    "json_type",
     "make_check",
     "mask_key",
     "mask_keys",
@@ -124,25 +123,6 @@ def _unique(names: Iterable[str]) -> list[str]:
         seen.add(candidate)
         unique.append(candidate)
     return unique
-
-
-def json_type(value: Any) -> str:
-    """The JSON type of a decoded value: string, number, integer, boolean, null, object, array."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
 
 
 def array_outline(items: Sequence[Any]) -> str:
