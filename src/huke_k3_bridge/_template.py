@@ -103,12 +103,6 @@ CALL_KEYS = frozenset({"FormId", "Operation", "IsAutoSubmitAndAudit", "IsVerifyB
 FieldSpec: TypeAlias = str | int | float | bool | Lookup | Callable[[Any], Any] | None
 
 
-def escape_default(text: str) -> str:
-    """``text`` written as a placeholder's default: ``\\``, ``|``, ``{`` and ``}`` escaped with
-    a backslash, so that ``{{field|<escaped>}}`` renders ``text`` (spaces at its ends aside)."""
-    return "".join(_ESCAPE + char if char in _ESCAPABLE else char for char in text)
-
-
 def _malformed(text: str, index: int, problem: str, field: str | None = None) -> TemplateError:
     return TemplateError(
         f"template {short_repr(text, SHORT)}, column {index + 1}: {problem}",
