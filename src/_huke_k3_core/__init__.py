@@ -18,7 +18,13 @@ from ._errors import (
 from ._frozen import FrozenDict
 from ._models import Id, WireFieldError, WireModel, make_converter, structure_lenient, to_camel
 from ._redact import MASK, Redactor, mask
-from ._retry import RETRYABLE_STATUSES, RetryableResponse, RetryPolicy, parse_retry_after
+from ._retry import (
+    RETRYABLE_STATUSES,
+    RetryableResponse,
+    RetryPolicy,
+    http_date,
+    parse_retry_after,
+)
 from ._text import ELLIPSIS, one_line, plural, short_repr, shorten, wire_text
 from ._time import split_range
 from ._transport import (
@@ -65,6 +71,7 @@ __all__ = [
     "WireModel",
     "check_url",
     "dumps",
+    "http_date",
     "json_kind",
     "json_type",
     "make_converter",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ._text import one_line
+from ._text import one_line, plural
 
 __all__ = ["CELL_LIMIT", "Html", "block", "details", "escape", "pairs", "paragraph", "table"]
 
@@ -76,7 +76,7 @@ def table(
         parts.append(f"<caption>{escape(caption)}</caption>")
     parts.append(f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>")
     if more > 0:
-        note = f"{more} more {'row' if more == 1 else 'rows'} not shown"
+        note = f"{more} more {plural(more, 'row', counted=False)} not shown"
         if more_hint is not None:
             note += f": {escape(more_hint)}"
         parts.append(f'<tfoot><tr><td colspan="{max(len(headers), 1)}">{note}</td></tr></tfoot>')

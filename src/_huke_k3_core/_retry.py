@@ -79,6 +79,17 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
         pass
     else:
         return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    when = http_date(value)
+    return None if when is None else max(when - now(), 0.0)
+
+
+def http_date(value: str) -> float | None:
+    """The time (``time.time()`` seconds) an HTTP date says (``Date``, ``Retry-After``), or None
+    for a text that is no date.
+
+    A date in ``-0000`` or with no zone is UTC (RFC 5322, RFC 9110): ``parsedate_to_datetime``
+    makes it a naive datetime, which ``timestamp()`` would read as this machine's local time.
+    """
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -86,11 +97,9 @@ def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time
     if when is None:  # pragma: no cover - older Pythons returned None instead of raising
         return None
     if when.tzinfo is None:
-        # "-0000" (RFC 5322: UTC, source unknown) parses naive; read as local time it would be
-        # off by the machine's UTC offset.
         when = when.replace(tzinfo=datetime.timezone.utc)
     try:
-        return max(when.timestamp() - now(), 0.0)
+        return when.timestamp()
     except (OverflowError, ValueError, OSError):
         return None
 

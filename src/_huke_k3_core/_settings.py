@@ -132,6 +132,16 @@ def check_sources(value: object, error: type[Exception]) -> dict[str, str]:
     return dict(value)
 
 
+def merge_sources(
+    sources: Mapping[str, str], overrides: dict[str, Any], error: type[Exception]
+) -> dict[str, str]:
+    """A factory's record of where each setting came from: ``sources`` (what it read), each of
+    ``overrides`` as ``"argument"``, and on top what the caller's ``setting_sources=`` names
+    (popped from ``overrides``; ``error`` when it is not text by text)."""
+    given = check_sources(overrides.pop("setting_sources", None), error)
+    return {**sources, **dict.fromkeys(overrides, ARGUMENT), **given}
+
+
 def transport_settings(
     *,
     url_name: str,

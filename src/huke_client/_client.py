@@ -34,12 +34,12 @@ from _huke_k3_core import (
     safe_url,
 )
 from _huke_k3_core._settings import (
-    ARGUMENT,
     NOT_SET,
     Setting,
     check_sources,
     environment,
     head_masked,
+    merge_sources,
     resolve_sources,
     transport_settings,
 )
@@ -218,12 +218,10 @@ class _HukeCore(BaseAPIClient[HttpxClientT]):
                 )
             if raw is not None:
                 check_url(values["HUKE_BASE_URL"], setting="HUKE_BASE_URL", error=HukeConfigError)
-        given = check_sources(overrides.pop("setting_sources", None), HukeConfigError)
         settings: dict[str, Any] = {a: values[v] for a, v in names.items() if v in values}
-        sources = {a: environment(names[a]) for a in settings}
-        settings.update(overrides)
-        sources.update({**dict.fromkeys(overrides, ARGUMENT), **given})
-        return cls(**settings, setting_sources=sources)
+        read = {a: environment(names[a]) for a in settings}
+        sources = merge_sources(read, overrides, HukeConfigError)
+        return cls(**{**settings, **overrides}, setting_sources=sources)
 
     @property
     def app_key(self) -> str:

@@ -48,6 +48,11 @@ class HukeResponseError(HukeError, ResponseFormatError):
     """The body is not JSON, not the ``{"code", "msg", "data"}`` envelope, or ``data`` is not in a
     shape the client understands. ``body`` holds a short snippet of what was received."""
 
+    #: What is wrong with the reply's ``data``, in words, without the data the message quotes
+    #: after it (``; received: ...``): set when ``data`` is missing or not in a page's shape;
+    #: None for any other error.
+    reason: str | None = None
+
 
 class HukeConfigError(HukeError, ValueError):
     """The client cannot be configured from what was given (e.g. a missing environment variable)."""

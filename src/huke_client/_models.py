@@ -14,7 +14,7 @@ import attrs
 import cattrs
 from typing_extensions import Self
 
-from _huke_k3_core import WireModel, make_converter, short_repr
+from _huke_k3_core import WireModel, make_converter, plural, short_repr
 from _huke_k3_core._html import Html, paragraph, table
 
 from .pagination import TRADE_ID_KEYS
@@ -68,7 +68,7 @@ class Trade(_Convertible, WireModel):
             shown = short_repr(look.time_value, _VALUE)
             parts.append(f"{look.time_key}={shown}" + (f" ({moment})" if moment else ""))
         if look.others:
-            parts.append(f"{look.others} more wire {'field' if look.others == 1 else 'fields'}")
+            parts.append(f"{look.others} more wire {plural(look.others, 'field', counted=False)}")
         return f"Trade({', '.join(parts)})"
 
 
@@ -125,8 +125,7 @@ class TradePage:
         more = "more pages may follow" if self.has_next else "the last page"
         count = len(self.trades)
         summary = paragraph(
-            f"{count} {'trade' if count == 1 else 'trades'} (page size {self.page_size}), "
-            f"{total}, {more}",
+            f"{plural(count, 'trade')} (page size {self.page_size}), {total}, {more}",
             bold=f"Huke trades, page {self.page}:",
         )
         offset = (self.page - 1) * self.page_size

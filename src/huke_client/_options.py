@@ -19,7 +19,7 @@ from _huke_k3_core import FrozenDict, plural
 
 from ._models import SearchTradesRequest, TimeRange
 from ._plan import DEFAULT_MAX_RESTARTS, check_limits
-from ._time import window_ms
+from ._time import TimeLike, to_epoch_ms, window_ms
 
 __all__ = [
     "DEFAULT_MAX_PAGES",
@@ -142,6 +142,12 @@ class SearchOptions:
     def window_ms(self) -> int | None:
         """``window`` in whole milliseconds (``None`` without a window)."""
         return window_ms(self.window)
+
+    def body(self, start: TimeLike, end: TimeLike, page: int = 1) -> dict[str, Any]:
+        """The wire body of ``trade/searchTrades`` asking for page ``page`` of the trades in
+        ``[start, end]``, byte for byte what ``search_trades`` sends: to send through
+        ``HukeClient.request`` and read with ``huke_client.pagination.read_page``."""
+        return search_body(self, to_epoch_ms(start, "start"), to_epoch_ms(end, "end"), page)
 
 
 _DEFAULTS = SearchOptions()

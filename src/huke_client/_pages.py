@@ -8,6 +8,7 @@ like a body cut short); only a client made with ``null_first_page_is_empty=True`
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,20 +28,24 @@ logger = logging.getLogger("huke_client")
 
 #: Resolved once: the converter's dispatch per trade shows up on every page.
 _structure_trade = converter.get_structure_hook(Trade)
-#: Each declared ``Trade`` field by its wire key: ``Trade.buyer_nick (wire key 'buyerNick',
-#: text or a number)``, what a warning names.
-_TRADE_FIELDS = {
-    wire_name(field): f"Trade.{field.name} (wire key {wire_name(field)!r}, "
-    # Text fields take numbers too (ids arrive as either).
-    + (
-        "text or a number"
-        if field.type in (str, str | None)
-        else f"declared {getattr(field.type, '__name__', field.type)}"
-    )
-    + ")"
-    for field in attrs.fields(attrs.resolve_types(Trade))
-    if field.name != "raw"
-}
+
+
+@functools.cache
+def _trade_fields() -> dict[str, str]:
+    """Each declared ``Trade`` field by its wire key: ``Trade.buyer_nick (wire key 'buyerNick',
+    text or a number)``, what a warning names (built on the first warning)."""
+    return {
+        wire_name(field): f"Trade.{field.name} (wire key {wire_name(field)!r}, "
+        # Text fields take numbers too (ids arrive as either).
+        + (
+            "text or a number"
+            if field.type in (str, str | None)
+            else f"declared {getattr(field.type, '__name__', field.type)}"
+        )
+        + ")"
+        for field in attrs.fields(attrs.resolve_types(Trade))
+        if field.name != "raw"
+    }
 
 
 @attrs.frozen
@@ -51,9 +56,18 @@ class PageData:
     total: int | None
 
 
-def _shape_error(where: str, data: Any, reason: str, redact: Callable[[str], str]) -> Exception:
-    body = redact(snippet(dumps(data)))
-    return HukeResponseError(f"{where}: {reason}; received: {body}", body=body)
+def _shape_error(
+    where: str, data: Any, reason: str, redact: Callable[[str], str], *, reply: str | None = None
+) -> HukeResponseError:
+    """``data`` is not a page, for ``reason`` (kept as the error's ``reason``); the message
+    quotes ``reply`` (the whole body) when given, else ``data``. A missing ``data`` (``None``) is
+    a lost page: transient."""
+    body = redact(snippet(dumps(data) if reply is None else reply))
+    error = HukeResponseError(
+        f"{where}: {reason}; received: {body}", body=body, transient=data is None
+    )
+    error.reason = reason
+    return error
 
 
 def _total(data: Mapping[str, Any], where: str, redact: Callable[[str], str]) -> int | None:
@@ -92,13 +106,14 @@ def extract_page(
     if data is None:
         if null_is_empty:
             return PageData([], None)
-        body = redact(snippet(reply if reply is not None else "null"))
-        raise HukeResponseError(
-            f"{where}: the reply says success but its data is missing or null, where a list of "
-            "trades (or an object holding one) was expected; a page that holds nothing is a lost "
-            f"page, not an empty one; received: {body}",
-            body=body,
-            transient=True,
+        raise _shape_error(
+            where,
+            None,
+            "the reply says success but its data is missing or null, where a list of trades (or "
+            "an object holding one) was expected; a page that holds nothing is a lost page, not "
+            "an empty one",
+            redact,
+            reply=reply,
         )
     if isinstance(data, list):
         return PageData(data, None)
@@ -191,7 +206,7 @@ def trade_page(
                 where,
                 page,
                 index,
-                _TRADE_FIELDS.get(problem.wire_key, f"Trade[{problem.wire_key!r}]"),
+                _trade_fields().get(problem.wire_key, f"Trade[{problem.wire_key!r}]"),
                 json_kind(problem.value),
             )
         trades.append(trade)

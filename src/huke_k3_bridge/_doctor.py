@@ -10,9 +10,8 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -20,14 +19,15 @@ import attrs
 import httpx
 
 from _huke_k3_core import plural
+from _huke_k3_core._settings import ARGUMENT, DEFAULT
 from huke_client import HukeClient, HukeConfigError, RetryPolicy, SearchOptions
 from k3cloud_client import K3CloudClient, K3CloudConfigError
 
-from ._doctor_report import Check, DoctorReport, SettingSource
+from ._deadline import within as _within
+from ._doctor_report import Check, CheckTable, DoctorReport, SettingSource, check_of, skipped
 from ._transform import CustomerTransform, Transform, trade_to_customer
 
 C = TypeVar("C", HukeClient, K3CloudClient)
-T = TypeVar("T")
 
 #: How far back the doctor samples trades by default.
 DEFAULT_SAMPLE_SPAN = timedelta(hours=24)
@@ -39,37 +39,14 @@ DEFAULT_SAMPLE_SIZE = 20
 
 
 def _settings_check(service: str, label: str, error: Exception | None, fix: str) -> Check:
-    if error is None:
-        return Check(
-            id=f"settings.{service}",
-            section="settings",
-            title=f"{label} settings",
-            status="pass",
-            summary="complete",
-        )
     return Check(
         id=f"settings.{service}",
         section="settings",
         title=f"{label} settings",
-        status="fail",
-        summary=str(error),
-        fix=fix,
+        status="pass" if error is None else "fail",
+        summary="complete" if error is None else str(error),
+        fix=None if error is None else fix,
     )
-
-
-def _skip_all(checks: Mapping[str, tuple[str, bool]], why: str) -> list[Check]:
-    """Each of ``checks`` (id -> title, required) reported as not run, and why."""
-    return [
-        Check(
-            id=check_id,
-            section=check_id.partition(".")[0],
-            title=title,
-            status="skip",
-            summary=f"not run: {why}",
-            required=required,
-        )
-        for check_id, (title, required) in checks.items()
-    ]
 
 
 def _transform_text(transform: Transform) -> str:
@@ -87,7 +64,7 @@ def _transform_text(transform: Transform) -> str:
 
 def _bridge_settings(options: DoctorOptions, sources: Mapping[str, str]) -> list[SettingSource]:
     def setting(name: str, value: str, given: bool) -> SettingSource:
-        source = sources.get(name, "argument" if given else "default")
+        source = sources.get(name, ARGUMENT if given else DEFAULT)
         return SettingSource(scope="bridge", name=name, value=value, source=source)
 
     transform, search = options.transform, options.search
@@ -107,16 +84,7 @@ def _client_settings(scope: str, client: Any) -> list[SettingSource]:
     describe = getattr(client, "describe_settings", None)
     if describe is None:
         return []
-    return [
-        SettingSource(
-            scope=scope,
-            name=s.name,
-            value=s.value,
-            source=s.source,
-            secret=s.secret,
-        )
-        for s in describe()
-    ]
+    return [SettingSource(scope=scope, **attrs.asdict(s)) for s in describe()]
 
 
 def _bounded(client: C | None, options: DoctorOptions) -> C | None:
@@ -324,7 +292,7 @@ def _checks(
     since = until - options.span
     trades = None
     if huke is None:
-        checks.extend(_skip_all(HUKE_CHECKS, "the Huke settings are incomplete"))
+        checks.extend(skipped(HUKE_CHECKS, HUKE_CHECKS, "the Huke settings are incomplete"))
     else:
         client = huke
         huke_found, sample = _within(
@@ -342,7 +310,7 @@ def _checks(
         if any(c.id == "huke.auth" and c.status == "pass" for c in huke_found):
             trades = sample
     if k3 is None:
-        checks.extend(_skip_all(K3_CHECKS, "the K/3 Cloud settings are incomplete"))
+        checks.extend(skipped(K3_CHECKS, K3_CHECKS, "the K/3 Cloud settings are incomplete"))
     else:
         k3_client = k3
         checks.extend(
@@ -357,49 +325,20 @@ def _checks(
     return checks
 
 
-def _within(seconds: float, work: Callable[[], T], late: Callable[[float], T]) -> T:
-    """``work()``'s result when it ends within ``seconds``, else ``late(seconds)``.
-
-    httpx's timeouts bound each read, not a whole reply: a server sending its reply a byte at a
-    time keeps a call going for as long as it likes. The work runs in a daemon thread; one left
-    behind ends with its call (when the client is closed, or the bytes stop) or with the program.
-    """
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(work())
-        except BaseException as exc:  # handed to the caller's thread
-            errors.append(exc)
-
-    worker = threading.Thread(target=run, name="huke-k3-doctor", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        return late(seconds)
-    if errors:
-        raise errors[0]
-    return results[0]
-
-
-def _late(checks: Mapping[str, tuple[str, bool]], label: str, seconds: float) -> list[Check]:
+def _late(checks: CheckTable, label: str, seconds: float) -> list[Check]:
     """The checks of a service whose calls did not end in time: the first failed, the rest not
     run."""
-    first, *rest = checks.items()
-    check_id, (title, required) = first
-    late = Check(
-        id=check_id,
-        section=check_id.partition(".")[0],
-        title=title,
-        status="fail",
-        summary=f"{label}'s checks did not end within {seconds:g} s: a reply came too slowly "
+    first, *rest = checks
+    late = check_of(
+        checks,
+        first,
+        "fail",
+        f"{label}'s checks did not end within {seconds:g} s: a reply came too slowly "
         "(a server or a proxy sending it a little at a time?)",
-        fix="try again; if it lasts, test the same call with curl from this machine, and "
+        "try again; if it lasts, test the same call with curl from this machine, and "
         "look at the proxy or the load balancer in between",
-        required=required,
     )
-    return [late, *_skip_all(dict(rest), f"{label}'s checks did not end in time")]
+    return [late, *skipped(checks, rest, f"{label}'s checks did not end in time")]
 
 
 def _judged_by_the_dry_run(checks: list[Check], transform: Transform) -> list[Check]:

@@ -1,9 +1,10 @@
 """The doctor's Huke checks: one small page of ``trade/searchTrades``, and what it shows.
 
-The page is read the way the sync reads it (``HukeClient.search_trades``); only when the client
-cannot read the reply is it fetched once more raw (``HukeClient.request``), to describe what came
-back and where the trades are. Every text a check shows passes through the client's redactor,
-and every value of a trade is masked: a report is pasted into tickets and chats.
+The page is asked for once (``HukeClient.request``, with the body ``search_trades`` sends) and
+read the way the sync reads it (``huke_client.pagination.read_page``); when the client cannot read
+it, the reply is described: what came back and where the trades are. Every text a check shows
+passes through the client's redactor, and every value of a trade is masked: a report is pasted
+into tickets and chats.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,14 +36,12 @@ from huke_client import (
     HukeResponseError,
     HukeTimeoutError,
     SearchOptions,
-    SearchTradesRequest,
-    TimeRange,
     Trade,
     TradePage,
-    to_epoch_ms,
 )
-from huke_client.pagination import LIST_KEYS, TOTAL_KEYS
+from huke_client.pagination import LIST_KEYS, TOTAL_KEYS, read_page
 
+from ._doctor_redact import scrub_checks
 from ._doctor_report import Check
 from ._doctor_sample import (
     CHECKS,
@@ -90,35 +89,32 @@ def huke_checks(
     ``huke.buyer``, ``huke.sample``) from page 1 of ``trade/searchTrades`` over
     ``[start, end]``, ``page_size`` trades at most; and the trades of that page, for the K/3
     dry run (``[]`` when none could be read)."""
-    options = search if search is not None else SearchOptions()
+    options = attrs.evolve(search if search is not None else SearchOptions(), page_size=page_size)
     window = f"between {_when(start)} and {_when(end)}"
     started = time.perf_counter()
-    page: TradePage | None = None
-    data: Any = None
-    unreadable: HukeResponseError | None = None
     try:
-        page = huke.search_trades(start=start, end=end, page=1, page_size=page_size, options=search)
-        data = page.raw
-    except HukeResponseError as exc:
-        unreadable = exc
-        try:
-            data = huke.request(
-                SEARCH_TRADES, _search_body(options, start, end, page_size), idempotent=True
-            )
-        except HukeError as raw_exc:
-            return _redacted(_refused(raw_exc, huke, page_size), huke), []
+        data = huke.request(SEARCH_TRADES, options.body(start, end), idempotent=True)
     except HukeError as exc:
-        return _redacted(_refused(exc, huke, page_size), huke), []
+        return list(scrub_checks(_refused(exc, huke, page_size), huke.auth.redactor)), []
     elapsed = time.perf_counter() - started
 
-    if page is not None:
+    items: list[Any] | None
+    try:
+        page = read_page(
+            data,
+            page_size=page_size,
+            items_key=options.items_key,
+            null_is_empty=huke.null_first_page_is_empty,
+            redact=huke.auth.redactor,
+        )
+    except HukeResponseError as exc:
+        shape, items = _shape_failed(data, options, exc)
+        trades = _trades_of(items or [])
+    else:
         shape = _shape_passed(data, options, page)
         # The client read it: a list, or a null page 1 it was told is an empty window.
-        items: list[Any] | None = _as_list(data, options) or []
+        items = _as_list(data, options) or []
         trades = list(page.trades)
-    else:
-        shape, items = _shape_failed(data, options, unreadable)
-        trades = _trades_of(items or [])
     auth = make_check(
         "huke.auth",
         "pass",
@@ -136,28 +132,12 @@ def huke_checks(
             buyer_check(wire, window),
             sample_check(wire, window, tz),
         ]
-    return _redacted([auth, shape, *rest], huke), trades
+    # What the server sent was redacted by the client already, but the shape's keys and paths
+    # were read from raw data.
+    return list(scrub_checks([auth, shape, *rest], huke.auth.redactor)), trades
 
 
 # -- the call ---------------------------------------------------------------------------------
-
-
-def _search_body(
-    options: SearchOptions, start: datetime, end: datetime, page_size: int
-) -> dict[str, Any]:
-    """The body ``search_trades`` sends for page 1, from the public wire models: the same fields,
-    so the raw reply is the one the client could not read."""
-    time_range = TimeRange(
-        time_type=options.time_type,
-        start_time=str(to_epoch_ms(start, "start")),
-        end_time=str(to_epoch_ms(end, "end")),
-        page="1",
-        page_size=str(page_size),
-    )
-    request = SearchTradesRequest(
-        source=options.source, dealer_list=options.dealer_list, time_ranges=(time_range,)
-    )
-    return {**request.to_wire(), **options.extra}
 
 
 def _skipped(why: str, *, after: str) -> list[Check]:
@@ -338,24 +318,14 @@ def _best_list(data: Any) -> tuple[str, list[Any]] | None:
     return found[0] if found else None
 
 
-def _client_reason(exc: HukeResponseError | None) -> str | None:
-    """What the client said was wrong, without the data it quoted: its messages quote the body
-    after ``; received:`` (and trades are personal data)."""
-    if exc is None:
-        return None
-    reason, marker, _quoted = str(exc).partition("; received: ")
-    if not marker:
-        return None
-    return one_line(reason.partition(": ")[2] or reason, 240)
-
-
 def _shape_failed(
-    data: Any, options: SearchOptions, exc: HukeResponseError | None
+    data: Any, options: SearchOptions, exc: HukeResponseError
 ) -> tuple[Check, list[Any] | None]:
-    """``huke.shape`` for a reply the client could not read, and the list of trades found in it
-    (``None`` when there is none)."""
+    """``huke.shape`` for a reply the client could not read (for ``exc``), and the list of trades
+    found in it (``None`` when there is none)."""
     details: dict[str, Any] = {"data": json_type(data)}
-    reason = _client_reason(exc)
+    # What the client said was wrong, without the data it quoted (trades are personal data).
+    reason = None if exc.reason is None else one_line(exc.reason, 240)
     if reason is not None:
         details["client_error"] = reason
     if isinstance(data, Mapping):
@@ -423,34 +393,6 @@ def _looked_under(options: SearchOptions) -> str:
     if options.items_key is not None:
         return f"the configured items_key {options.items_key!r}"
     return "one of " + ", ".join(LIST_KEYS) + " (huke_client.pagination.LIST_KEYS)"
-
-
-# -- no secret in any check -------------------------------------------------------------------
-
-
-def _redact_all(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {redact(str(k)): _redact_all(v, redact) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_all(v, redact) for v in value]
-    return value
-
-
-def _redacted(checks: list[Check], huke: HukeClient) -> list[Check]:
-    """``checks`` with every text through the client's redactor: what the server sent was
-    redacted by the client already, but the shape's keys and paths were read from raw data."""
-    redact = huke.auth.redactor
-    return [
-        attrs.evolve(
-            check,
-            summary=redact(check.summary),
-            fix=None if check.fix is None else redact(check.fix),
-            details=_redact_all(dict(check.details), redact),
-        )
-        for check in checks
-    ]
 
 
 def _when(moment: datetime) -> str:

@@ -28,15 +28,14 @@ from k3cloud_client import (
     filters,
 )
 
-from ._doctor_report import Check
-from ._doctor_sample import mask_value
+from ._doctor_report import Check, CheckStatus, check_of, skipped
+from ._doctor_sample import WIDER_FIX, mask_value
 from ._errors import error_text
 from ._report import SyncReport
 from ._transform import CustomerTransform, Transform, prepare_trade, trade_to_customer
 
 #: The organisation form K/3 Cloud keeps its organisations in.
 ORG_FORM = "ORG_Organizations"
-_SECTION = "k3"
 #: The K/3 Cloud checks: id -> (title, required).
 K3_CHECKS: Mapping[str, tuple[str, bool]] = {
     "k3.auth": ("K/3 Cloud authentication", True),
@@ -46,6 +45,8 @@ K3_CHECKS: Mapping[str, tuple[str, bool]] = {
     "k3.description": ("Description lookup", False),
     "k3.save": ("Permission to save, submit and audit customers", False),
 }
+#: The checks not run when authentication fails.
+_AFTER_AUTH = ("k3.permission", "k3.org", "k3.dry_run")
 _SETTINGS_FIX = (
     "check K3CLOUD_SERVER_URL (it ends in /k3cloud/), K3CLOUD_ACCT_ID, K3CLOUD_USER_NAME and "
     "K3CLOUD_APP_ID + K3CLOUD_APP_SECRET (or the conf.ini / tenants file they came from), and "
@@ -53,17 +54,11 @@ _SETTINGS_FIX = (
 )
 
 
-def _check(id_: str, status: Any, summary: str, **more: Any) -> Check:
+def _check(
+    id_: str, status: CheckStatus, summary: str, fix: str | None = None, **more: Any
+) -> Check:
     """The check ``k3.<id_>`` (its title and whether it is required from ``K3_CHECKS``)."""
-    title, required = K3_CHECKS[f"k3.{id_}"]
-    more.setdefault("required", required)
-    return Check(
-        id=f"k3.{id_}", section=_SECTION, title=title, status=status, summary=summary, **more
-    )
-
-
-def _skipped(id_: str, why: str, *, required: bool = True) -> Check:
-    return _check(id_, "skip", f"not run: {why}", required=required)
+    return check_of(K3_CHECKS, f"k3.{id_}", status, summary, fix, **more)
 
 
 def _auth_failure(exc: Exception) -> tuple[str, str]:
@@ -236,7 +231,7 @@ def _description_check(transform: Transform, customers: Sequence[Any]) -> Check:
                 "your_data_set) (a tenants file names it: transform = 'module:attribute')",
                 required=False,
             )
-        status = "pass" if filled or not customers else "warn"
+        status: CheckStatus = "pass" if filled or not customers else "warn"
         return _check(
             "description",
             status,
@@ -300,8 +295,7 @@ def k3_checks(
                 "logs in as this user at the same time (each login ends the last session)",
             )
         )
-        for id_ in ("permission", "org", "dry_run"):
-            checks.append(_skipped(id_, "K/3 Cloud authentication failed"))
+        checks.extend(skipped(K3_CHECKS, _AFTER_AUTH, "K/3 Cloud authentication failed"))
         checks.extend(_closing_checks(transform, customers))
         return checks
     except PermissionDeniedError as exc:
@@ -324,8 +318,7 @@ def k3_checks(
     except K3CloudError as exc:
         summary, fix = _auth_failure(exc)
         checks.append(_check("auth", "fail", summary, fix=fix))
-        for id_ in ("permission", "org", "dry_run"):
-            checks.append(_skipped(id_, "K/3 Cloud authentication failed"))
+        checks.extend(skipped(K3_CHECKS, _AFTER_AUTH, "K/3 Cloud authentication failed"))
         checks.extend(_closing_checks(transform, customers))
         return checks
     else:
@@ -338,27 +331,17 @@ def k3_checks(
     checks.append(permission)
     checks.append(_org_check(k3, orgs))
     if permission.status != "pass":
-        checks.append(
-            _skipped(
-                "dry_run",
-                f"{form_id} cannot be queried",
-            )
-        )
+        checks.extend(skipped(K3_CHECKS, ["k3.dry_run"], f"{form_id} cannot be queried"))
     elif trades is None:
-        checks.append(
-            _skipped(
-                "dry_run",
-                "no sample: the Huke checks failed",
-                required=False,
-            )
-        )
+        why = "no sample: the Huke checks failed"
+        checks.extend(skipped(K3_CHECKS, ["k3.dry_run"], why, required=False))
     elif not trades:
         checks.append(
             _check(
                 "dry_run",
                 "warn",
                 "no trades were sampled: nothing to try the transform on",
-                fix="run with --hours 72 (a window with trades)",
+                fix=WIDER_FIX,
                 required=False,
             )
         )

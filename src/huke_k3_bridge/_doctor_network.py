@@ -18,15 +18,14 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from datetime import timezone
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import attrs
 import httpx
 
-from _huke_k3_core import one_line, plural, safe_url
+from _huke_k3_core import http_date, one_line, plural, safe_url
 
+from ._deadline import within
 from ._doctor_proxy import Proxy, TunnelRefused, authority, open_tunnel, port_of, proxy_for
 from ._doctor_redact import environment_secrets, scrub_checks
 from ._doctor_report import Check, CheckStatus
@@ -479,9 +478,8 @@ class _Probe:
                 "clock", "warn", summary + self.via, fix=fix, required=False, **details
             )
         date = one_line(dates[0], 60)
-        try:
-            server = _date_timestamp(dates[0])
-        except (TypeError, ValueError, IndexError, OverflowError):
+        server = http_date(dates[0])
+        if server is None:
             summary = f"{self.label}'s Date header {date!r} cannot be read (HTTP {status_code})"
             fix = f"compare this machine's clock with a time server; {signed}"
             return self.check(
@@ -510,16 +508,6 @@ class _Probe:
 _NUMERIC = socket.AI_NUMERICHOST
 #: How long the clock's request may take to end once its deadline has shut its socket.
 _GRACE = 0.5
-
-
-def _date_timestamp(value: str) -> float:
-    """The time an HTTP ``Date`` says. A date in ``-0000`` or with no zone is UTC (RFC 5322,
-    RFC 9110): ``parsedate_to_datetime`` makes it a naive datetime, which ``timestamp()`` would
-    read as this machine's local time."""
-    when = parsedate_to_datetime(value)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.timestamp()
 
 
 def _fetch_head(
@@ -596,23 +584,16 @@ def _shut(sock: socket.socket) -> None:
 def _resolve(host: str, port: int, timeout: float) -> list[Address]:
     """``getaddrinfo`` bounded by ``timeout`` (it has no timeout of its own): a resolver that does
     not answer in time raises ``TimeoutError``, its lookup left to end in a daemon thread."""
-    found: list[list[Address]] = []
-    failed: list[BaseException] = []
 
-    def lookup() -> None:
-        try:
-            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except (OSError, UnicodeError) as error:
-            failed.append(error)
+    def late(seconds: float) -> list[Address]:
+        raise TimeoutError(f"no answer for {host} within {seconds:g} s")
 
-    worker = threading.Thread(target=lookup, name="doctor-dns", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if failed:
-        raise failed[0]
-    if not found:
-        raise TimeoutError(f"no answer for {host} within {timeout:g} s")
-    return found[0]
+    return within(
+        timeout,
+        lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM),
+        late,
+        name="doctor-dns",
+    )
 
 
 def _tcp_failure(error: OSError, timeout: float) -> tuple[str, str]:

@@ -3,7 +3,6 @@ doctor's network checks, which probe the proxy when one applies."""
 
 from __future__ import annotations
 
-import base64
 import os
 import socket
 import time
@@ -14,6 +13,8 @@ import attrs
 import httpx
 
 from _huke_k3_core import one_line
+
+from ._doctor_redact import basic_tokens
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
 _HEAD_LIMIT = 16_384
@@ -132,8 +133,8 @@ def open_tunnel(sock: socket.socket, proxy: Proxy, host: str, port: int, deadlin
     target = authority(host, port)
     head = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
     if proxy.url.userinfo:
-        pair = f"{proxy.url.username}:{proxy.url.password}".encode()
-        head.append(f"Proxy-Authorization: Basic {base64.b64encode(pair).decode()}")
+        token = basic_tokens(proxy.url.username, proxy.url.password)[0]
+        head.append(f"Proxy-Authorization: Basic {token}")
     sock.settimeout(_left(deadline))
     sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
     received = b""

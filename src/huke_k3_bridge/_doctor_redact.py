@@ -14,7 +14,7 @@ import base64
 import os
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -48,14 +48,20 @@ def basic_tokens(username: str, password: str) -> list[str]:
     return list(dict.fromkeys((token, token.rstrip("="))))
 
 
-def scrub_checks(checks: Sequence[Check], secrets: Iterable[str]) -> tuple[Check, ...]:
+def scrub_checks(
+    checks: Sequence[Check], secrets: Iterable[str] | Callable[[str], str]
+) -> tuple[Check, ...]:
     """``checks`` with each of ``secrets`` (and the forms a JSON or URL text shows it in)
     masked in every text: title, summary, fix, and the keys and texts of ``details`` at any
-    depth."""
-    known = [s for s in secrets if s]
-    if not known:
-        return tuple(checks)
-    redactor = Redactor(known)
+    depth. ``secrets`` may instead be a redactor (a client's ``auth.redactor``): every text
+    goes through it."""
+    if callable(secrets):
+        redactor = secrets
+    else:
+        known = [s for s in secrets if s]
+        if not known:
+            return tuple(checks)
+        redactor = Redactor(known)
 
     def scrub(value: Any) -> Any:
         if isinstance(value, str):

@@ -96,6 +96,42 @@ class Check:
         }
 
 
+#: Each check of a section, in order: id -> (title, whether the sync needs it to pass).
+CheckTable = Mapping[str, tuple[str, bool]]
+
+
+def check_of(
+    table: CheckTable,
+    check_id: str,
+    status: CheckStatus,
+    summary: str,
+    fix: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    *,
+    required: bool | None = None,
+) -> Check:
+    """The check ``check_id`` of ``table``: its title and (unless ``required`` says) whether it
+    is required from the table, its section the id's first part."""
+    title, needed = table[check_id]
+    return Check(
+        id=check_id,
+        section=check_id.partition(".")[0],
+        title=title,
+        status=status,
+        summary=summary,
+        fix=fix,
+        required=needed if required is None else required,
+        details=details or {},
+    )
+
+
+def skipped(
+    table: CheckTable, check_ids: Iterable[str], why: str, *, required: bool | None = None
+) -> list[Check]:
+    """Each of ``check_ids`` (or of a table's) reported as not run, and why."""
+    return [check_of(table, i, "skip", f"not run: {why}", required=required) for i in check_ids]
+
+
 def _plain(value: Any) -> Any:
     """``value`` as JSON-ready data (mappings and sequences copied, other values as text)."""
     if isinstance(value, Mapping):

@@ -7,6 +7,7 @@ decoded JSON value is named and outlined (types and keys, never values).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -20,7 +21,7 @@ import attrs
 from _huke_k3_core import ELLIPSIS, json_type, one_line, plural, shorten, wire_text
 from huke_client.pagination import TRADE_ID_KEYS
 
-from ._doctor_report import Check, CheckStatus
+from ._doctor_report import Check, CheckStatus, check_of
 from ._trade import junk_key
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "sample_check",
 ]
 
-SECTION = "huke"
 #: Each check of section ``huke``, in order: its title, and whether the sync needs it to pass.
 CHECKS: Mapping[str, tuple[str, bool]] = {
     "huke.auth": ("Huke authentication", True),
@@ -61,25 +61,8 @@ _ID_WORDS = frozenset({"id", "cid", "tid", "uid", "openid", "unionid", "userid",
 _WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 
 
-def make_check(
-    check_id: str,
-    status: CheckStatus,
-    summary: str,
-    fix: str | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> Check:
-    """The check ``check_id`` of section ``huke`` (its title and ``required`` from ``CHECKS``)."""
-    title, required = CHECKS[check_id]
-    return Check(
-        id=check_id,
-        section=SECTION,
-        title=title,
-        status=status,
-        summary=summary,
-        fix=fix,
-        required=required,
-        details=details or {},
-    )
+#: The check ``check_id`` of section ``huke`` (its title and ``required`` from ``CHECKS``).
+make_check = functools.partial(check_of, CHECKS)
 
 
 # -- JSON values, named and outlined ---------------------------------------------------------

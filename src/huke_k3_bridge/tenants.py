@@ -24,9 +24,9 @@ import attrs
 import httpx
 from typing_extensions import Unpack
 
-from _huke_k3_core._settings import ARGUMENT, named_by
-from huke_client import DEFAULT_BASE_URL, AsyncHukeClient, HukeClient
-from k3cloud_client import AsyncK3CloudClient, K3CloudClient
+from _huke_k3_core._settings import merge_sources, named_by
+from huke_client import DEFAULT_BASE_URL, AsyncHukeClient, HukeClient, HukeConfigError
+from k3cloud_client import AsyncK3CloudClient, K3CloudClient, K3CloudConfigError
 
 from ._errors import TenantsError
 from ._options import AsyncSyncKwargs, SyncOptions
@@ -189,7 +189,7 @@ class Tenant:
             overrides,
         )
         self._values(settings, sources, "huke", self.huke, ("base_url", "eid"))
-        return self._made(cls, settings, sources, overrides)
+        return self._made(cls, settings, sources, overrides, HukeConfigError)
 
     def _k3(
         self, cls: type[_Client], environ: Mapping[str, str] | None, overrides: dict[str, Any]
@@ -201,7 +201,7 @@ class Tenant:
         settings, sources = self._secrets("k3", secrets, environ, overrides)
         keys = ("server_url", "acct_id", "user_name", "lcid", "org_num")
         self._values(settings, sources, "k3", k3, keys)
-        return self._made(cls, settings, sources, overrides)
+        return self._made(cls, settings, sources, overrides, K3CloudConfigError)
 
     def _values(
         self,
@@ -223,12 +223,12 @@ class Tenant:
         settings: Mapping[str, Any],
         sources: Mapping[str, str],
         overrides: dict[str, Any],
+        error: type[Exception],
     ) -> _Client:
         """A client of ``settings``, ``overrides`` on top; each source recorded for its
         ``describe_settings()``, an override's as ``"argument"`` (or as the caller's
-        ``setting_sources=`` names it)."""
-        given = overrides.pop("setting_sources", None) or {}
-        recorded = {**sources, **dict.fromkeys(overrides, ARGUMENT), **given}
+        ``setting_sources=`` names it; ``error``, the client's, when that is not text by text)."""
+        recorded = merge_sources(sources, overrides, error)
         return client_class(**{**settings, **overrides, "setting_sources": recorded})
 
     def _secrets(

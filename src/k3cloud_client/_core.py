@@ -36,6 +36,7 @@ from _huke_k3_core._settings import (
     DEFAULT,
     Setting,
     check_sources,
+    merge_sources,
     resolve_sources,
     transport_settings,
 )
@@ -237,8 +238,7 @@ class _K3Core(BaseAPIClient[HttpxClientT]):
         cls, settings: dict[str, Any], sources: dict[str, str], overrides: dict[str, Any]
     ) -> Self:
         """A client of a factory's ``settings`` read from ``sources``, ``overrides`` on top."""
-        given = check_sources(overrides.pop("setting_sources", None), K3CloudConfigError)
-        sources = {**sources, **dict.fromkeys(overrides, ARGUMENT), **given}
+        sources = merge_sources(sources, overrides, K3CloudConfigError)
         return cls(**{**settings, **overrides}, setting_sources=sources)
 
     @classmethod

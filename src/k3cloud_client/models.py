@@ -16,7 +16,15 @@ from typing import Any
 import attrs
 from typing_extensions import Self
 
-from _huke_k3_core import Id, WireFieldError, WireModel, make_converter, wire_text
+from _huke_k3_core import (
+    Id,
+    WireFieldError,
+    WireModel,
+    json_type,
+    make_converter,
+    plural,
+    wire_text,
+)
 from _huke_k3_core._html import Html, paragraph, table
 
 from .errors import BatchSaveError
@@ -305,7 +313,7 @@ class BatchSaveResult:
         summary = paragraph(
             f"{len(self.saved)} saved, {len(self.failed) - uncertain} failed, {uncertain} "
             f"uncertain{maybe if uncertain else ''}; "
-            f"{calls} {'call' if calls == 1 else 'calls'} answered",
+            f"{plural(calls, 'call')} answered",
             bold="BatchSave: all saved" if self.ok else "BatchSave: NOT all saved",
         )
         rows: list[tuple[object, ...]] = [
@@ -340,21 +348,23 @@ def _structure_optional_id(value: Any, cls: Any) -> Id | None:
     return None if value is None else _structure_id(value, cls)
 
 
+#: ``json_type``'s names in the words of this package's messages.
+_JSON_WORDS = {
+    "null": "null",
+    "boolean": "a boolean",
+    "integer": "a number",
+    "number": "a number",
+    "string": "a string",
+    "object": "an object",
+    "array": "a list",
+}
+
+
 def _json_kind(value: object) -> str:
     """What a decoded JSON value is, in JSON's words (for errors saying what arrived)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"
+    # A tuple (an "array" to json_type) is no JSON a decoder makes: named by its type.
+    kind = type(value).__name__ if isinstance(value, tuple) else json_type(value)
+    return _JSON_WORDS.get(kind, f"a {kind}")
 
 
 def _structure_bool(value: Any, _: Any) -> bool:
